@@ -1,0 +1,118 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "imctl",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "imctl", targets: ["imctl"]),
+        .library(name: "IMWire", targets: ["IMWire"]),
+        .library(name: "IMCompression", targets: ["IMCompression"]),
+        .library(name: "IMStorage", targets: ["IMStorage"]),
+        .library(name: "IMServer", targets: ["IMServer"]),
+        .library(name: "IMClient", targets: ["IMClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    ],
+    targets: [
+        // Wire protocol: frames, validation, limits. Pure: no I/O.
+        .target(
+            name: "IMWire",
+            swiftSettings: swiftSettings
+        ),
+        // Thin C shim over the system zlib.
+        .systemLibrary(name: "CIMZlib", pkgConfig: "zlib", providers: [.apt(["libz-dev"])]),
+        // Swift zlib streams. Pure: no I/O.
+        .target(
+            name: "IMCompression",
+            dependencies: ["CIMZlib"],
+            swiftSettings: swiftSettings
+        ),
+        // Store protocol and the SQLite driver.
+        .target(
+            name: "IMStorage",
+            dependencies: [
+                "IMWire",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The WebSocket + HTTP server.
+        .target(
+            name: "IMServer",
+            dependencies: [
+                "IMWire", "IMStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSCompression", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Client library: connect, send with pipelined acks, listen with resume.
+        .target(
+            name: "IMClient",
+            dependencies: [
+                "IMWire",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSCompression", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "imctl",
+            dependencies: [
+                "IMWire", "IMCompression", "IMStorage", "IMServer", "IMClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "IMWireTests", dependencies: ["IMWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "IMStorageTests", dependencies: ["IMStorage", "IMWire"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IMServerTests",
+            dependencies: ["IMServer", "IMClient", "IMStorage", "IMWire"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "imctlTests",
+            dependencies: ["IMWire"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,68 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The server's HTTP JSON API: login, logout and admin user management.
+public struct APIClient: Sendable {
+    /// `http://host:port` (a `ws://` server URL is converted).
+    public let base: String
+    public let token: String?
+
+    public init(server: String, token: String?) {
+        self.base = ClientConfiguration.httpBase(of: server)
+        self.token = token
+    }
+
+    /// Calls `method path` with an optional JSON body and returns the JSON text of a 2xx answer.
+    public func call(_ method: String, _ path: String, json: String? = nil, timeout: Duration = .seconds(30)) async throws -> String {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = HTTPMethod(rawValue: method)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: json))
+        }
+        let response: HTTPClientResponse
+        let text: String
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+            text = String(buffer: try await response.body.collect(upTo: 64 << 20))
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            throw ClientError(.timeout, "\(base) did not answer within \(timeout)")
+        } catch {
+            throw ClientError(.unreachable, "cannot reach \(base): \(Link.describe(error))")
+        }
+        let status = Int(response.status.code)
+        guard (200..<300).contains(status) else {
+            let reason = Self.errorMessage(text) ?? response.status.reasonPhrase
+            switch status {
+            case 401, 403, 429: throw ClientError(.unauthorized, reason)
+            case 400, 413, 422: throw ClientError(.badInput, reason)
+            default: throw ClientError(.server, reason)
+            }
+        }
+        return text
+    }
+
+    /// Trades a password for a token.
+    public func login(user: String, password: String) async throws -> String {
+        let body = try JSONSerialization.data(withJSONObject: ["user": user, "password": password])
+        let text = try await call("POST", "/v1/login", json: String(decoding: body, as: UTF8.self))
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+              let token = object["token"] as? String
+        else { throw ClientError(.server, "the server's login answer has no token") }
+        return token
+    }
+
+    /// Revokes the token this client holds.
+    public func logout() async throws {
+        _ = try await call("POST", "/v1/logout")
+    }
+
+    static func errorMessage(_ text: String) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return nil }
+        if let e = object["error"] as? [String: Any], let m = e["message"] as? String { return m }
+        return object["message"] as? String
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+/// Where and how a client connects. Built by the commands from flags, environment and stored credentials.
+public struct ClientConfiguration: Sendable {
+    /// `ws://host:port` or `wss://…`; `/v1/ws` is added when the URL has no path.
+    public var server: String
+    public var token: String
+    /// Ask for permessage-deflate.
+    public var compression: Bool
+    /// Reconnect after a lost connection (resending unacked messages, resuming listeners).
+    public var reconnect: Bool
+    /// Longest wait between reconnect attempts.
+    public var maxBackoff: Duration
+    /// How long a sender keeps trying to get back to a lost server before giving up (exit 69).
+    public var reconnectWindow: Duration?
+
+    public init(server: String, token: String, compression: Bool = true, reconnect: Bool = true,
+                maxBackoff: Duration = .seconds(5), reconnectWindow: Duration? = nil) {
+        self.server = server
+        self.token = token
+        self.compression = compression
+        self.reconnect = reconnect
+        self.maxBackoff = maxBackoff
+        self.reconnectWindow = reconnectWindow
+    }
+
+    /// Unacknowledged messages in flight at once: enough to hide round trips and commit batching,
+    /// small enough that a resend after a reconnect is quick.
+    public static let sendWindow = 4096
+
+    /// The WebSocket URL of the server.
+    public var webSocketURL: String {
+        var url = server
+        if url.hasPrefix("http://") { url = "ws://" + url.dropFirst(7) }
+        if url.hasPrefix("https://") { url = "wss://" + url.dropFirst(8) }
+        let afterScheme = url.range(of: "://").map { url[$0.upperBound...] } ?? Substring(url)
+        if !afterScheme.contains("/") { url += "/v1/ws" }
+        return url
+    }
+
+    /// The HTTP base URL of the server (for login and admin calls).
+    public var httpBase: String { Self.httpBase(of: server) }
+
+    public static func httpBase(of server: String) -> String {
+        var url = server
+        if url.hasPrefix("ws://") { url = "http://" + url.dropFirst(5) }
+        if url.hasPrefix("wss://") { url = "https://" + url.dropFirst(6) }
+        if let r = url.range(of: "://"), let slash = url[r.upperBound...].firstIndex(of: "/") {
+            url = String(url[..<slash])
+        }
+        return url
+    }
+}
+
+/// Capped exponential backoff with full jitter.
+struct Backoff {
+    var attempt = 0
+    let cap: Duration
+
+    mutating func next() -> Duration {
+        let base = Duration.milliseconds(100) * (1 << min(attempt, 10))
+        attempt += 1
+        let ceiling = min(base, cap)
+        let ms = ceiling.components.seconds * 1000 + ceiling.components.attoseconds / 1_000_000_000_000_000
+        return .milliseconds(Int64.random(in: ms / 2...max(ms / 2, ms)))
+    }
+
+    mutating func reset() { attempt = 0 }
+}

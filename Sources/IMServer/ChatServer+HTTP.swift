@@ -1,0 +1,241 @@
+import Prometheus
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import IMStorage
+import IMWire
+import NIOCore
+import NIOPosix
+
+/// A password hash to verify against when the user does not exist, so that the answer takes as long.
+private let decoyHash = (try? Credentials.hashPassword("decoy-password-never-matches")) ?? ""
+
+extension ChatServer {
+    private struct LoginRequest: Decodable {
+        var user: String
+        var password: String
+        var otp: String?
+    }
+
+    private struct PostMessage: Decodable {
+        var to: String
+        var body: String
+        var id: String?
+    }
+
+    private struct NewUser: Decodable {
+        var name: String
+        var password: String
+        var admin: Bool?
+    }
+
+    private struct Password: Decodable {
+        var password: String
+    }
+
+    private struct NewToken: Decodable {
+        var ttl_seconds: Int64?
+        var label: String?
+    }
+
+    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
+    }
+
+    static func encode<T: Encodable>(_ value: T) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return (try? String(decoding: e.encode(value), as: UTF8.self)) ?? "{}"
+    }
+
+    /// The signed-in user of a request, from its bearer token.
+    func authorize(_ request: Request) async throws -> UserRecord {
+        guard let token = Self.bearerToken(request.headers) else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing bearer token")
+        }
+        guard let user = try await store.authenticate(tokenHash: Credentials.tokenHash(token), now: Timestamp.nowMillis()) else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "invalid, expired or revoked token")
+        }
+        return user
+    }
+
+    func authorizeAdmin(_ request: Request) async throws -> UserRecord {
+        let user = try await authorize(request)
+        guard user.isAdmin else { throw HTTPError(.forbidden, message: "admin rights needed") }
+        return user
+    }
+
+    /// Maps store errors to HTTP statuses.
+    static func mapped(_ error: any Error) -> any Error {
+        guard let e = error as? StorageError else { return error }
+        if e.isNotFound { return HTTPError(.notFound, message: e.description) }
+        if e.isConflict { return HTTPError(.conflict, message: e.description) }
+        if e.isInvalidInput { return HTTPError(.badRequest, message: e.description) }
+        return error
+    }
+
+    func addRoutes(to router: Router<BasicWebSocketRequestContext>) {
+        router.get("/healthz") { _, _ in Self.json(#"{"status":"ok"}"#) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: self.metrics.render())))
+        }
+        router.post("/v1/login") { request, context in
+            let login = try await request.decode(as: LoginRequest.self, context: context)
+            return try await self.login(login.user, login.password)
+        }
+        router.post("/v1/logout") { request, _ in
+            guard let token = Self.bearerToken(request.headers) else { throw HTTPError(.unauthorized, message: "missing bearer token") }
+            _ = try await self.store.revokeToken(hash: Credentials.tokenHash(token))
+            return Response(status: .noContent)
+        }
+        router.get("/v1/me") { request, _ in
+            let user = try await self.authorize(request)
+            return Self.json(Self.encode(user))
+        }
+        router.post("/v1/messages") { request, context in
+            let user = try await self.authorize(request)
+            let post = try await request.decode(as: PostMessage.self, context: context)
+            return try await self.post(post.to, post.body, id: post.id, user: user)
+        }
+        router.get("/v1/history") { request, _ in
+            let user = try await self.authorize(request)
+            let q = request.uri.queryParameters
+            guard let to = q.get("to") else { throw HTTPError(.badRequest, message: "give ?to=ROOM or ?to=@user") }
+            let target: Target
+            do { target = try Target(parsing: to) } catch { throw HTTPError(.badRequest, message: "\(error)") }
+            let after = Int64(q.get("after") ?? "0") ?? 0
+            let limit = min(max(Int(q.get("limit") ?? "100") ?? 100, 1), 10_000)
+            let messages = try await self.store.messages(in: ConversationKey(target: target, user: user.name), afterSeq: after, limit: limit)
+            let lines = messages.map { $0.view(for: user.name).jsonLine() }.joined(separator: ",")
+            return Self.json("{\"messages\":[\(lines)]}")
+        }
+        addAdminRoutes(to: router)
+    }
+
+    private func login(_ name: String, _ password: String) async throws -> Response {
+        let refused = HTTPError(.unauthorized, message: "wrong user name or password")
+        if let wait = throttle.retryAfter(name) {
+            metrics.loginFailures.increment()
+            let seconds = Int(wait.components.seconds) + 1
+            throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(seconds)],
+                            message: "too many failed logins for this user; try again in \(seconds)s")
+        }
+        let user = try await store.user(named: name)
+        let hash = try await store.passwordHash(of: name)
+        let ok = try await NIOThreadPool.singleton.runIfActive {
+            Credentials.verifyPassword(password, hash: hash ?? decoyHash) && hash != nil
+        }
+        guard ok, let user, !user.isDisabled else {
+            throttle.recordFailure(name)
+            metrics.loginFailures.increment()
+            throw refused
+        }
+        throttle.recordSuccess(name)
+        metrics.logins.increment()
+        let token = Credentials.newToken()
+        _ = try await store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: "login", expiresAt: nil)
+        var w = JSONObjectWriter()
+        w.add("token", token)
+        w.add("user", name)
+        w.add("admin", user.isAdmin)
+        return Self.json(w.finish())
+    }
+
+    private func post(_ to: String, _ body: String, id: String?, user: UserRecord) async throws -> Response {
+        let target: Target
+        do { target = try Target(parsing: to) } catch { throw HTTPError(.badRequest, message: "\(error)") }
+        guard body.utf8.count <= configuration.maxMessageBytes else {
+            throw HTTPError(.contentTooLarge, message: "message body is \(body.utf8.count) bytes; the limit is \(configuration.maxMessageBytes)")
+        }
+        if case .direct(let peer) = target, try await store.user(named: peer) == nil {
+            throw HTTPError(.notFound, message: "no such user '\(peer)'")
+        }
+        let cid = id ?? UUID().uuidString
+        guard cid.utf8.count <= maxClientIDLength else { throw HTTPError(.badRequest, message: "'id' is too long") }
+        let message = NewMessage(conversation: ConversationKey(target: target, user: user.name), sender: user.name, clientID: cid,
+                                 body: body, ts: Timestamp.nowMillis())
+        let outcome = try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendOutcome, any Error>) in
+            committer.submit(message) { c.resume(with: $0) }
+        }
+        let m = outcome.message
+        let ack = Ack(cid: cid, id: m.id, room: m.conversation.label(for: user.name), seq: m.seq, ts: Timestamp.rfc3339(millis: m.ts),
+                      duplicate: outcome.duplicate)
+        return Self.json(ack.jsonLine(), status: outcome.duplicate ? .ok : .created)
+    }
+
+    private func addAdminRoutes(to router: Router<BasicWebSocketRequestContext>) {
+        let users = router.group("/v1/users")
+        users.get { request, _ in
+            _ = try await self.authorizeAdmin(request)
+            return Self.json(Self.encode(["users": try await self.store.listUsers()]))
+        }
+        users.post { request, context in
+            _ = try await self.authorizeAdmin(request)
+            let new = try await request.decode(as: NewUser.self, context: context)
+            guard new.password.count >= Credentials.minPasswordLength else { throw Self.mapped(StorageError.weakPassword) }
+            let hash = try await NIOThreadPool.singleton.runIfActive { try Credentials.hashPassword(new.password) }
+            do {
+                let user = try await self.store.createUser(name: new.name, passwordHash: hash, isAdmin: new.admin ?? false)
+                return Self.json(Self.encode(user), status: .created)
+            } catch { throw Self.mapped(error) }
+        }
+        users.delete(":name") { request, context in
+            _ = try await self.authorizeAdmin(request)
+            do { try await self.store.removeUser(named: try context.parameters.require("name")) } catch { throw Self.mapped(error) }
+            return Response(status: .noContent)
+        }
+        users.put(":name/password") { request, context in
+            _ = try await self.authorizeAdmin(request)
+            let p = try await request.decode(as: Password.self, context: context)
+            guard p.password.count >= Credentials.minPasswordLength else { throw Self.mapped(StorageError.weakPassword) }
+            let hash = try await NIOThreadPool.singleton.runIfActive { try Credentials.hashPassword(p.password) }
+            do { try await self.store.setPasswordHash(of: try context.parameters.require("name"), to: hash) } catch { throw Self.mapped(error) }
+            return Response(status: .noContent)
+        }
+        for (path, disabled) in [(":name/disable", true), (":name/enable", false)] {
+            users.post(RouterPath(path)) { request, context in
+                _ = try await self.authorizeAdmin(request)
+                do { try await self.store.setDisabled(try context.parameters.require("name"), disabled) } catch { throw Self.mapped(error) }
+                return Response(status: .noContent)
+            }
+        }
+        users.post(":name/tokens") { request, context in
+            _ = try await self.authorizeAdmin(request)
+            let name = try context.parameters.require("name")
+            let spec = try await request.decode(as: NewToken.self, context: context)
+            let token = Credentials.newToken()
+            let expires = spec.ttl_seconds.map { Timestamp.nowMillis() + $0 * 1000 }
+            do {
+                let record = try await self.store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: spec.label,
+                                                              expiresAt: expires)
+                var w = JSONObjectWriter()
+                w.add("token", token)
+                w.add("id", record.id)
+                if let expires { w.add("expires", Timestamp.rfc3339(millis: expires)) }
+                return Self.json(w.finish(), status: .created)
+            } catch { throw Self.mapped(error) }
+        }
+        users.get(":name/tokens") { request, context in
+            _ = try await self.authorizeAdmin(request)
+            do {
+                return Self.json(Self.encode(["tokens": try await self.store.tokens(of: try context.parameters.require("name"))]))
+            } catch { throw Self.mapped(error) }
+        }
+        users.delete(":name/tokens/:id") { request, context in
+            _ = try await self.authorizeAdmin(request)
+            let name = try context.parameters.require("name")
+            guard let id = Int64(try context.parameters.require("id")) else { throw HTTPError(.badRequest, message: "token id is a number") }
+            do { try await self.store.revokeToken(user: name, id: id) } catch { throw Self.mapped(error) }
+            return Response(status: .noContent)
+        }
+        users.delete(":name/tokens") { request, context in
+            _ = try await self.authorizeAdmin(request)
+            do {
+                let n = try await self.store.revokeAllTokens(user: try context.parameters.require("name"))
+                return Self.json("{\"revoked\":\(n)}")
+            } catch { throw Self.mapped(error) }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+public import IMWire
+
+/// The store behind the server and the local `users` commands. Drivers: SQLite (default).
+///
+/// `append` must not be called concurrently with itself: the server's group committer is its one caller.
+public protocol ChatStore: Sendable {
+    // MARK: users
+    /// Whether any user exists (an empty store gets set-up advice).
+    func hasUsers() async throws -> Bool
+    func createUser(name: String, passwordHash: String, isAdmin: Bool) async throws -> UserRecord
+    func user(named name: String) async throws -> UserRecord?
+    /// The stored password hash of an enabled or disabled user.
+    func passwordHash(of name: String) async throws -> String?
+    func listUsers() async throws -> [UserRecord]
+    func removeUser(named name: String) async throws
+    /// Replaces the password hash and revokes every token of the user.
+    func setPasswordHash(of name: String, to hash: String) async throws
+    func setDisabled(_ name: String, _ disabled: Bool) async throws
+
+    // MARK: tokens
+    /// Stores the SHA-256 of a new token.
+    func createToken(user: String, tokenHash: [UInt8], label: String?, expiresAt: Int64?) async throws -> TokenRecord
+    func tokens(of user: String) async throws -> [TokenRecord]
+    func revokeToken(user: String, id: Int64) async throws
+    func revokeAllTokens(user: String) async throws -> Int
+    /// Revokes the token with this hash, if any; returns whether one was revoked.
+    func revokeToken(hash: [UInt8]) async throws -> Bool
+    /// The enabled user owning an unexpired token with this hash; records its use.
+    func authenticate(tokenHash: [UInt8], now: Int64) async throws -> UserRecord?
+
+    // MARK: messages
+    /// Appends a batch in one transaction, assigning per-conversation `seq`s; repeats of a stored
+    /// (sender, client id) return the first message and store nothing.
+    func append(_ batch: [NewMessage]) async throws -> [AppendOutcome]
+    /// Messages of a conversation with `seq > afterSeq`, in order, at most `limit`.
+    func messages(in conversation: ConversationKey, afterSeq: Int64, limit: Int) async throws -> [StoredMessage]
+    /// The last `count` messages of a conversation, in order.
+    func lastMessages(in conversation: ConversationKey, count: Int) async throws -> [StoredMessage]
+    /// Messages of every direct conversation of `user` with `id > afterID`, in id order, at most `limit`.
+    func directMessages(of user: String, afterID: Int64, limit: Int) async throws -> [StoredMessage]
+    /// The largest message id stored (0 when none).
+    func lastMessageID() async throws -> Int64
+
+    /// Releases the store's connections.
+    func close() async throws
+}

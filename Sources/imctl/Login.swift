@@ -1,0 +1,60 @@
+import ArgumentParser
+import IMClient
+import IMWire
+
+extension IMCtl {
+    /// `imctl login`: trade a password for a token and keep it.
+    struct Login: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign in: trade a password for a token, kept in $XDG_CONFIG_HOME/imctl/credentials.json (0600).")
+
+        @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
+        @Option(help: "User name.") var user: String
+        @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
+
+        func validate() throws {
+            guard Names.isValidUser(user) else { throw ValidationError("invalid user name '\(user)'") }
+        }
+
+        func run() async throws {
+            try await runMapped {
+                let server = self.server ?? Environment.value("IMCTL_SERVER") ?? Defaults.server
+                let password = try PasswordInput.read(fromStdin: passwordStdin, confirm: false, purpose: "login")
+                let token = try await APIClient(server: server, token: nil).login(user: user, password: password)
+                var file = CredentialsFile.load()
+                file.servers[CredentialsFile.key(server)] = .init(user: user, token: token)
+                try file.save()
+                Output.error("signed in to \(CredentialsFile.key(server)) as \(user)")
+            }
+        }
+    }
+
+    /// `imctl logout`: revoke the stored token and forget it.
+    struct Logout: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke the stored token for a server and forget it.")
+
+        @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
+
+        func run() async throws {
+            try await runMapped {
+                let server = self.server ?? Environment.value("IMCTL_SERVER") ?? Defaults.server
+                var file = CredentialsFile.load()
+                let key = CredentialsFile.key(server)
+                guard let entry = file.servers[key] else {
+                    Output.error("not signed in to \(key)")
+                    return
+                }
+                do {
+                    try await APIClient(server: server, token: entry.token).logout()
+                } catch let e as ClientError where e.kind == .unreachable {
+                    Output.error("could not reach \(key) to revoke the token (\(e.message)); forgetting it anyway")
+                } catch let e as ClientError where e.kind == .unauthorized {
+                    // Already revoked or expired: forgetting it is all that is left.
+                }
+                file.servers[key] = nil
+                try file.save()
+                Output.error("signed out of \(key)")
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import IMClient
+import IMStorage
+import IMWire
+import Logging
+
+/// `--server` and `--token`, shared by every command that talks to a server.
+struct ClientOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else ws://127.0.0.1:7700).", valueName: "url"))
+    var server: String?
+
+    @Option(name: .long, help: ArgumentHelp("API token (default: $IMCTL_TOKEN, else the one stored by `imctl login`).", valueName: "token"))
+    var token: String?
+
+    @Flag(name: .long, help: "Do not ask for permessage-deflate.")
+    var noCompression = false
+
+    /// The server URL: flag > environment > default.
+    var resolvedServer: String {
+        server ?? Environment.value("IMCTL_SERVER") ?? Defaults.server
+    }
+
+    /// The token: flag > environment > stored credentials for the server.
+    func resolvedToken() throws -> String {
+        if let token { return token }
+        if let token = Environment.value("IMCTL_TOKEN") { return token }
+        if let stored = CredentialsFile.load().servers[CredentialsFile.key(resolvedServer)]?.token { return stored }
+        throw ClientError(.unauthorized, "not signed in to \(resolvedServer): run `imctl login --user NAME`, or give --token or IMCTL_TOKEN")
+    }
+
+    func configuration(reconnect: Bool) throws -> ClientConfiguration {
+        ClientConfiguration(server: resolvedServer, token: try resolvedToken(), compression: !noCompression, reconnect: reconnect)
+    }
+}
+
+/// `--database`, shared by `serve` and local `users`.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "SQLite file (default: $IMCTL_DATABASE, else $XDG_DATA_HOME/imctl/imctl.db or ~/.local/share/imctl/imctl.db).",
+        valueName: "path"))
+    var database: String?
+
+    var resolvedDatabase: String {
+        database ?? Environment.value("IMCTL_DATABASE") ?? Defaults.databasePath
+    }
+
+    func validateDatabase() throws {
+        if resolvedDatabase.hasPrefix("postgres://") || resolvedDatabase.hasPrefix("postgresql://") {
+            throw ValidationError("PostgreSQL stores are not supported by this build yet; give a SQLite file path")
+        }
+    }
+
+    func open() async throws -> SQLiteStore {
+        try await SQLiteStore.open(path: resolvedDatabase, logger: Logger(label: "imctl.store"))
+    }
+}
+
+enum Defaults {
+    static let server = "ws://127.0.0.1:7700"
+
+    static var databasePath: String {
+        if let data = Environment.value("XDG_DATA_HOME") { return data + "/imctl/imctl.db" }
+        return home + "/.local/share/imctl/imctl.db"
+    }
+
+    static var configDirectory: String {
+        if let config = Environment.value("XDG_CONFIG_HOME") { return config + "/imctl" }
+        return home + "/.config/imctl"
+    }
+
+    static var home: String {
+        Environment.value("HOME") ?? NSHomeDirectory()
+    }
+}
+
+enum Environment {
+    /// A non-empty environment variable.
+    static func value(_ name: String) -> String? {
+        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else { return nil }
+        return v
+    }
+}
+
+/// Parses `500ms`, `10s`, `5m`, `2h`, `30d` for ArgumentParser.
+struct DurationArgument: ExpressibleByArgument {
+    let duration: Duration
+    init?(argument: String) {
+        guard let d = DurationText.parse(argument) else { return nil }
+        duration = d
+    }
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

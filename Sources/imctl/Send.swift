@@ -1,0 +1,73 @@
+import ArgumentParser
+import IMClient
+import IMWire
+import Logging
+
+extension IMCtl {
+    /// `imctl send TARGET [MESSAGE…]`.
+    struct Send: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send a message to a room or @user: from arguments, or from stdin (whole, per line, or per NUL).",
+            discussion: "Exits 0 only when every message is acknowledged, that is, stored durably by the server.")
+
+        @Argument(help: "A room name, or @user for a direct message.") var target: String
+        @Argument(help: "The message; words are joined with single spaces. Without it, stdin is read.") var message: [String] = []
+        @Flag(name: [.short, .long], help: "Send each non-empty line of stdin as its own message.") var lines = false
+        @Flag(name: [.customShort("0"), .long], help: "Split stdin on NUL bytes.") var null = false
+        @Flag(help: "Print one JSON ack per message (id, room, seq, ts).") var json = false
+        @Flag(help: "On a lost connection exit 69 instead of reconnecting and resending.") var noReconnect = false
+        @Option(help: ArgumentHelp("Give up (exit 75) when not done within this time, e.g. 10s.", valueName: "duration"))
+        var timeout: DurationArgument?
+        @OptionGroup var client: ClientOptions
+
+        func validate() throws {
+            do { _ = try Target(parsing: target) } catch { throw ValidationError(error.message) }
+            if lines && null { throw ValidationError("give --lines or --null, not both") }
+            if !message.isEmpty && (lines || null) { throw ValidationError("--lines and --null split stdin; do not give MESSAGE words with them") }
+        }
+
+        func run() async throws {
+            try await runMapped {
+                let target = try Target(parsing: self.target)
+                let configuration = try client.configuration(reconnect: !noReconnect)
+                var logger = Logger(label: "imctl.send")
+                logger.logLevel = .warning
+                let sender = Sender(configuration: configuration, target: target, logger: logger)
+                let json = self.json
+                let onAck: @Sendable (Ack) -> Void = { ack in
+                    if json { Output.line(ack.jsonLine()) }
+                }
+                let mode: MessageSplitter.Mode = lines ? .lines : (null ? .null : .whole)
+                let words = message
+                try await withDeadline(timeout?.duration, what: "sending") {
+                    if words.isEmpty {
+                        _ = try await sender.run(source: StdinSource(mode: mode), onAck: onAck)
+                    } else {
+                        _ = try await sender.run(source: ListSource([words.joined(separator: " ")]), onAck: onAck)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `body`, failing with a timeout (exit 75) when it is not done within `limit`.
+func withDeadline(_ limit: Duration?, what: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    guard let limit else {
+        try await body()
+        return
+    }
+    try await withThrowingTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            try await body()
+            return true
+        }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return false
+        }
+        let finished = try await group.next() ?? false
+        group.cancelAll()
+        if !finished { throw ClientError(.timeout, "timed out after \(limit) \(what)") }
+    }
+}

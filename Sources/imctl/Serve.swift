@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import IMClient
+import IMServer
+import IMStorage
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+extension IMCtl {
+    /// `imctl serve`: run the server.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the instant-messaging server (WebSocket at /v1/ws, HTTP JSON beside it).")
+
+        @Option(help: "Address to listen on.") var host = "127.0.0.1"
+        @Option(help: "Port to listen on; 0 picks a free one (named on stderr when ready).") var port = 7700
+        @OptionGroup var store: StoreOptions
+        @Option(name: .customLong("tls-cert"), help: ArgumentHelp("PEM certificate chain for TLS.", valueName: "pem")) var tlsCert: String?
+        @Option(name: .customLong("tls-key"), help: ArgumentHelp("PEM private key for TLS.", valueName: "pem")) var tlsKey: String?
+        @Flag(help: "Do not offer permessage-deflate.") var noCompression = false
+        @Option(help: "Largest message body in bytes.") var maxMessageBytes = 65536
+        @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+        @Option(help: "text or json.") var logFormat = "text"
+
+        func validate() throws {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+            guard maxMessageBytes >= 1 && maxMessageBytes <= 16 << 20 else {
+                throw ValidationError("--max-message-bytes must be 1…16777216")
+            }
+            guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+            guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format is text or json") }
+            guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give both --tls-cert and --tls-key, or neither") }
+            if tlsCert != nil { throw ValidationError("TLS is not supported by this build yet; put a TLS proxy in front") }
+            try store.validateDatabase()
+        }
+
+        func run() async throws {
+            let level = Logger.Level(rawValue: logLevel) ?? .info
+            let json = logFormat == "json"
+            LoggingSystem.bootstrap { label in
+                var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            let logger = Logger(label: "imctl.serve")
+            try await runMapped {
+                let path = store.resolvedDatabase
+                let db = try await store.open()
+                if try await !db.hasUsers() {
+                    let flag = store.database.map { " --database \($0)" } ?? ""
+                    Output.error("the store at \(path) has no users yet; create the first one with:\n"
+                        + "  imctl users add NAME --admin\(flag)\n"
+                        + "then sign in with: imctl login --user NAME")
+                }
+                let host = self.host
+                let config = ServerConfiguration(host: host, port: port, maxMessageBytes: maxMessageBytes, compression: !noCompression)
+                let server = ChatServer(configuration: config, store: db, logger: logger) { port in
+                    let shown = host.contains(":") ? "[\(host)]" : host
+                    Output.error("listening on ws://\(shown):\(port)/v1/ws (http://\(shown):\(port)), store \(path)")
+                }
+                let group = ServiceGroup(configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                              logger: logger))
+                do {
+                    try await group.run()
+                } catch {
+                    try? await db.close()
+                    throw ClientError(.server, "server stopped: \(error)")
+                }
+                try? await db.close()
+            }
+        }
+    }
+}
+
+/// One JSON object per log line on stderr.
+struct JSONLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var object: [String: String] = [
+            "ts": ISO8601DateFormatter().string(from: Date()), "level": event.level.rawValue, "label": label,
+            "message": "\(event.message)",
+        ]
+        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[k] = "\(v)" }
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+            FileHandle.standardError.write(data + Data("\n".utf8))
+        }
+    }
+}

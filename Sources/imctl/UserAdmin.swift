@@ -1,0 +1,102 @@
+import Foundation
+import IMClient
+import IMStorage
+import IMWire
+import NIOPosix
+
+/// What `imctl users` does, on the store directly or through a server's admin API.
+protocol UserAdmin: Sendable {
+    func add(_ name: String, password: String, admin: Bool) async throws
+    func list() async throws -> [UserRecord]
+    func remove(_ name: String) async throws
+    func passwd(_ name: String, password: String) async throws
+    func setDisabled(_ name: String, _ disabled: Bool) async throws
+    /// Returns the new token and its record.
+    func token(_ name: String, ttl: Duration?, label: String?) async throws -> (String, TokenRecord)
+    func tokens(_ name: String) async throws -> [TokenRecord]
+    func revoke(_ name: String, id: Int64) async throws
+    func revokeAll(_ name: String) async throws -> Int
+    func close() async
+}
+
+/// Works on the store file.
+struct LocalAdmin: UserAdmin {
+    let store: any ChatStore
+
+    private func hash(_ password: String) async throws -> String {
+        guard password.count >= Credentials.minPasswordLength else { throw StorageError.weakPassword }
+        return try await NIOThreadPool.singleton.runIfActive { try Credentials.hashPassword(password) }
+    }
+
+    func add(_ name: String, password: String, admin: Bool) async throws {
+        guard Names.isValidUser(name) else { throw StorageError.invalidName(name) }
+        _ = try await store.createUser(name: name, passwordHash: try await hash(password), isAdmin: admin)
+    }
+    func list() async throws -> [UserRecord] { try await store.listUsers() }
+    func remove(_ name: String) async throws { try await store.removeUser(named: name) }
+    func passwd(_ name: String, password: String) async throws {
+        guard try await store.user(named: name) != nil else { throw StorageError.noSuchUser(name) }
+        try await store.setPasswordHash(of: name, to: try await hash(password))
+    }
+    func setDisabled(_ name: String, _ disabled: Bool) async throws { try await store.setDisabled(name, disabled) }
+    func token(_ name: String, ttl: Duration?, label: String?) async throws -> (String, TokenRecord) {
+        let token = Credentials.newToken()
+        let expires = ttl.map { Timestamp.nowMillis() + $0.milliseconds }
+        let record = try await store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: label, expiresAt: expires)
+        return (token, record)
+    }
+    func tokens(_ name: String) async throws -> [TokenRecord] { try await store.tokens(of: name) }
+    func revoke(_ name: String, id: Int64) async throws { try await store.revokeToken(user: name, id: id) }
+    func revokeAll(_ name: String) async throws -> Int { try await store.revokeAllTokens(user: name) }
+    func close() async { try? await store.close() }
+}
+
+/// Works through a server's `/v1/users` API with an admin token.
+struct RemoteAdmin: UserAdmin {
+    let api: APIClient
+
+    private func body(_ object: [String: Any]) -> String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+    private func path(_ name: String, _ rest: String = "") -> String {
+        "/v1/users/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name) + rest
+    }
+
+    func add(_ name: String, password: String, admin: Bool) async throws {
+        _ = try await api.call("POST", "/v1/users", json: body(["name": name, "password": password, "admin": admin]))
+    }
+    func list() async throws -> [UserRecord] {
+        struct Answer: Decodable { var users: [UserRecord] }
+        return try JSONDecoder().decode(Answer.self, from: Data(try await api.call("GET", "/v1/users").utf8)).users
+    }
+    func remove(_ name: String) async throws { _ = try await api.call("DELETE", path(name)) }
+    func passwd(_ name: String, password: String) async throws {
+        _ = try await api.call("PUT", path(name, "/password"), json: body(["password": password]))
+    }
+    func setDisabled(_ name: String, _ disabled: Bool) async throws {
+        _ = try await api.call("POST", path(name, disabled ? "/disable" : "/enable"))
+    }
+    func token(_ name: String, ttl: Duration?, label: String?) async throws -> (String, TokenRecord) {
+        var spec: [String: Any] = [:]
+        if let ttl { spec["ttl_seconds"] = ttl.components.seconds }
+        if let label { spec["label"] = label }
+        let text = try await api.call("POST", path(name, "/tokens"), json: body(spec))
+        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+              let token = object["token"] as? String, let id = (object["id"] as? NSNumber)?.int64Value
+        else { throw ClientError(.server, "unexpected answer from the server") }
+        let now = Timestamp.nowMillis()
+        return (token, TokenRecord(id: id, user: name, label: label, createdAt: now,
+                                   expiresAt: ttl.map { now + $0.milliseconds }, lastUsedAt: nil))
+    }
+    func tokens(_ name: String) async throws -> [TokenRecord] {
+        struct Answer: Decodable { var tokens: [TokenRecord] }
+        return try JSONDecoder().decode(Answer.self, from: Data(try await api.call("GET", path(name, "/tokens")).utf8)).tokens
+    }
+    func revoke(_ name: String, id: Int64) async throws { _ = try await api.call("DELETE", path(name, "/tokens/\(id)")) }
+    func revokeAll(_ name: String) async throws -> Int {
+        let text = try await api.call("DELETE", path(name, "/tokens"))
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        return (object?["revoked"] as? NSNumber)?.intValue ?? 0
+    }
+    func close() async {}
+}
