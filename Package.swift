@@ -103,6 +103,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "IMWireTests", dependencies: ["IMWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "IMCompressionTests", dependencies: ["IMCompression"], swiftSettings: swiftSettings),
         .testTarget(name: "IMStorageTests", dependencies: ["IMStorage", "IMWire"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IMServerTests",

@@ -67,6 +67,8 @@ extension ClientFrame {
         let raw: RawClientFrame
         do {
             raw = try JSONDecoder().decode(RawClientFrame.self, from: Data(bytes))
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+            throw .badJSON("frame is not a JSON object")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw .badFrame("field '\(field)' has the wrong type")

@@ -1,0 +1,53 @@
+import ArgumentParser
+import IMCompression
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Compress {
+    /// `-c` / `-d`: stream stdin or FILEs to stdout in constant memory.
+    func runPipe() throws {
+        let inputs = files.isEmpty ? ["-"] : files
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: CompressIO.chunkSize, alignment: 16)
+        defer { buffer.deallocate() }
+        let write: (UnsafeRawBufferPointer) throws -> Void = { chunk in try CompressIO.writeAll(1, chunk) }
+        var current = "stdin"
+        do {
+            if decompress {
+                let inflater = try Inflater(configuration: InflateConfiguration(
+                    format: format.zlibFormat, windowBits: 15, bufferSize: 256 * 1024))
+                for path in inputs {
+                    current = path == "-" ? "stdin" : path
+                    let fd = try CompressIO.openForReading(path)
+                    defer { if fd != 0 { close(fd) } }
+                    try inflater.reset()
+                    try CompressIO.forEachChunk(of: fd, name: current, buffer: buffer) { chunk in
+                        try inflater.decompress(chunk, sink: write)
+                    }
+                    try inflater.finish()
+                }
+            } else {
+                // All inputs form one stream, like `cat FILE… | gzip`.
+                let deflater = try Deflater(configuration: DeflateConfiguration(
+                    format: format.zlibFormat, level: pipeLevel, windowBits: windowBits, bufferSize: 256 * 1024))
+                for path in inputs {
+                    current = path == "-" ? "stdin" : path
+                    let fd = try CompressIO.openForReading(path)
+                    defer { if fd != 0 { close(fd) } }
+                    try CompressIO.forEachChunk(of: fd, name: current, buffer: buffer) { chunk in
+                        try deflater.compress(chunk, sink: write)
+                    }
+                }
+                try deflater.compress(UnsafeRawBufferPointer(start: nil, count: 0), flush: .finish, sink: write)
+            }
+        } catch let error as CompressionError {
+            CompressIO.diagnose(files.isEmpty ? error.description : "\(current): \(error.description)")
+            throw ExitCode(65)
+        } catch let error as CompressIO.Failure {
+            CompressIO.diagnose(error.message)
+            throw ExitCode.failure
+        }
+    }
+}
