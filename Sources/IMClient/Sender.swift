@@ -90,9 +90,19 @@ public final class Sender: Sendable {
 
     /// Sends everything `source` yields; `onAck` runs for each acknowledgement, in order.
     public func run(source: some MessageSource, onAck: @escaping @Sendable (Ack) -> Void) async throws -> SendReport {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await self.pump(source) }
-            defer { group.cancelAll() }
+        // The pump may sit in a blocking read of stdin: it is not a child task, so that returning (on an error,
+        // say) never waits for input that may not come.
+        let pumpTask = Task { await self.pump(source) }
+        defer {
+            pumpTask.cancel()
+            let w = state.withLock { s in
+                s.fatal = s.fatal ?? ClientError(.server, "stopped")
+                defer { s.pumpWake = nil }
+                return s.pumpWake
+            }
+            w?.resume()
+        }
+        do {
             var backoff = Backoff(cap: configuration.maxBackoff)
             var reconnects = 0
             var everConnected = false
@@ -103,6 +113,8 @@ public final class Sender: Sendable {
                         try await self.session(&iterator, outbound, authed, onAck: onAck)
                     }
                     everConnected = true
+                    lostSince = nil
+                    backoff.reset()
                 } catch let error as ClientError {
                     if error.kind != .unreachable || !everConnected { throw error }
                 }
@@ -123,8 +135,6 @@ public final class Sender: Sendable {
                 logger.warning("connection lost; reconnecting in \(pause)")
                 try await Task.sleep(for: pause)
                 reconnects += 1
-                _ = lostSince
-                if everConnected { lostSince = lostSince ?? now }
             }
         }
     }
@@ -184,10 +194,23 @@ public final class Sender: Sendable {
                 }
                 try await self.writeLoop(outbound, maxBytes: authed.maxMessageBytes)
             }
-            defer {
-                let w = state.withLock { s in s.linkAlive = false; return s.wakeWriter() }
+            // The writer must hear that the link is gone before the group waits for it.
+            let linkLost: @Sendable () -> Void = {
+                let w = self.state.withLock { s in s.linkAlive = false; return s.wakeWriter() }
                 w?.resume(returning: .again)
             }
+            do {
+                try await readAcks(&iterator, onAck: onAck)
+            } catch {
+                linkLost()
+                throw error
+            }
+            linkLost()
+            try await group.waitForAll()
+        }
+    }
+
+    private func readAcks(_ iterator: inout WebSocketInboundStream.AsyncIterator, onAck: @escaping @Sendable (Ack) -> Void) async throws {
             while let message = try await iterator.nextMessage(maxSize: Link.maxInboundFrame) {
                 guard case .text(let text) = message else { continue }
                 let frame = try ServerFrame.decode(text.utf8)
@@ -217,8 +240,6 @@ public final class Sender: Sendable {
                     break
                 }
             }
-            try await group.waitForAll()
-        }
     }
 
     private func frame(_ item: Outgoing) -> String {

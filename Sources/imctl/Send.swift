@@ -20,6 +20,9 @@ extension IMCtl {
         var timeout: DurationArgument?
         @OptionGroup var client: ClientOptions
 
+        /// How long `send` keeps trying to get back to a lost server before it exits 69.
+        static let reconnectWindow: Duration = .seconds(60)
+
         func validate() throws {
             do { _ = try Target(parsing: target) } catch { throw ValidationError(error.message) }
             if lines && null { throw ValidationError("give --lines or --null, not both") }
@@ -29,7 +32,9 @@ extension IMCtl {
         func run() async throws {
             try await runMapped {
                 let target = try Target(parsing: self.target)
-                let configuration = try client.configuration(reconnect: !noReconnect)
+                var configuration = try client.configuration(reconnect: !noReconnect)
+                // A script should not hang forever on a server that is gone for good.
+                configuration.reconnectWindow = Self.reconnectWindow
                 var logger = Logger(label: "imctl.send")
                 logger.logLevel = .warning
                 let sender = Sender(configuration: configuration, target: target, logger: logger)
