@@ -1,0 +1,137 @@
+import Foundation
+import IMClient
+import IMServer
+import IMStorage
+import IMWire
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct HTTPTests {
+    func object(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test func loginPostAndHistory() async throws {
+        try await withServer { server in
+            try await server.user("alice", password: "correct-horse")
+            let token = try await APIClient(server: server.url, token: nil).login(user: "alice", password: "correct-horse")
+            #expect(token.hasPrefix("imt_"))
+            let api = APIClient(server: server.url, token: token)
+            let ack = try object(try await api.call("POST", "/v1/messages", json: #"{"to":"general","body":"over http","id":"h1"}"#))
+            #expect(ack["seq"] as? Int == 1)
+            let again = try object(try await api.call("POST", "/v1/messages", json: #"{"to":"general","body":"over http","id":"h1"}"#))
+            #expect(again["duplicate"] as? Bool == true)
+            let history = try object(try await api.call("GET", "/v1/history?to=general&after=0"))
+            let messages = try #require(history["messages"] as? [[String: Any]])
+            #expect(messages.count == 1)
+            #expect(messages.first?["body"] as? String == "over http")
+            #expect(messages.first?["from"] as? String == "alice")
+            #expect(try object(try await APIClient(server: server.url, token: nil).call("GET", "/healthz"))["status"] as? String == "ok")
+            let metrics = try await APIClient(server: server.url, token: nil).call("GET", "/metrics")
+            #expect(metrics.contains("imctl_messages_stored_total 1"))
+            // Logout revokes the token.
+            try await api.logout()
+            await #expect(throws: ClientError.self) { try await api.call("GET", "/v1/history?to=general") }
+        }
+    }
+
+    @Test func wrongPasswordUnknownUserAndDisabledUserAllLookTheSame() async throws {
+        try await withServer { server in
+            try await server.user("alice", password: "correct-horse")
+            try await server.user("dora", password: "correct-horse")
+            try await server.store.setDisabled("dora", true)
+            let api = APIClient(server: server.url, token: nil)
+            var messages: [String] = []
+            for (user, password) in [("alice", "wrong-password"), ("nobody", "correct-horse"), ("dora", "correct-horse")] {
+                do {
+                    _ = try await api.login(user: user, password: password)
+                    Issue.record("\(user) signed in")
+                } catch let e as ClientError {
+                    #expect(e.exitCode == 77)
+                    messages.append(e.message)
+                }
+            }
+            #expect(Set(messages).count == 1, "\(messages)")
+        }
+    }
+
+    @Test func repeatedFailuresAreThrottled() async throws {
+        try await withServer { server in
+            try await server.user("alice", password: "correct-horse")
+            let api = APIClient(server: server.url, token: nil)
+            for _ in 0..<5 { _ = try? await api.login(user: "alice", password: "guess") }
+            // Even the right password is refused for a while now.
+            do {
+                _ = try await api.login(user: "alice", password: "correct-horse")
+                Issue.record("not throttled")
+            } catch let e as ClientError {
+                #expect(e.exitCode == 77)
+                #expect(e.message.contains("too many"))
+            }
+        }
+    }
+
+    @Test func adminAPINeedsAnAdmin() async throws {
+        try await withServer { server in
+            let admin = APIClient(server: server.url, token: try await server.user("root", admin: true))
+            let plain = APIClient(server: server.url, token: try await server.user("pat"))
+            _ = try await admin.call("POST", "/v1/users", json: #"{"name":"newbie","password":"long-enough"}"#)
+            let list = try object(try await admin.call("GET", "/v1/users"))
+            #expect((list["users"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["newbie", "pat", "root"])
+            do {
+                _ = try await plain.call("GET", "/v1/users")
+                Issue.record("non-admin listed users")
+            } catch let e as ClientError {
+                #expect(e.exitCode == 77)
+            }
+            await #expect(throws: ClientError.self) { try await admin.call("POST", "/v1/users", json: #"{"name":"x","password":"short"}"#) }
+        }
+    }
+
+    /// The handshake shows permessage-deflate when both sides want it, and not when the server is told not to.
+    @Test(arguments: [true, false])
+    func permessageDeflateIsNegotiated(serverCompression: Bool) async throws {
+        try await withServer(compression: serverCompression) { server in
+            let response = try rawUpgrade(port: server.port, extensions: "permessage-deflate; client_max_window_bits")
+            #expect(response.hasPrefix("HTTP/1.1 101"))
+            let negotiated = response.lowercased().contains("sec-websocket-extensions: permessage-deflate")
+            #expect(negotiated == serverCompression, "\(response)")
+            // Bodies arrive byte-identical either way, compressible or not.
+            let alice = server.client(try await server.user("alice"), compression: true)
+            let body = String(repeating: "compressible text ", count: 500) + "é😀\u{1}"
+            let (task, collector) = try await startListener(alice, scopes: [.target(.room("z"))])
+            _ = try await send([body, "short"], to: .room("z"), server.client(try await server.user("bob"), compression: false))
+            try await collector.wait(for: 2)
+            task.cancel()
+            #expect(collector.messages.map(\.body) == [body, "short"])
+        }
+    }
+
+    /// Sends a WebSocket upgrade by hand and returns the response head.
+    func rawUpgrade(port: Int, extensions: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(ok == 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let request = "GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: \(extensions)\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var response = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: response, as: UTF8.self).contains("\r\n\r\n") {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        return String(decoding: response, as: UTF8.self)
+    }
+}
