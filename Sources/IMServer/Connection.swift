@@ -65,6 +65,8 @@ struct Connection {
             }
             connection.endSubscriptions()
             outbox.finish()
+            // Replays still running for a connection that is gone stop at their next page.
+            group.cancelAll()
         }
         if let failure { throw failure }
     }
@@ -219,7 +221,7 @@ struct Connection {
             while true {
                 let batch = try await store.messages(in: key, afterSeq: last, limit: page)
                 for m in batch { s.replayed(m); last = m.seq }
-                if batch.count < page { break }
+                if batch.count < page || Task.isCancelled { break }
             }
         case (.conversation(let key), .last(let n)):
             let batch = try await store.lastMessages(in: key, count: n)
@@ -235,7 +237,7 @@ struct Connection {
             while true {
                 let batch = try await store.directMessages(of: user, afterID: last, limit: page)
                 for m in batch { s.replayed(m); last = m.id }
-                if batch.count < page { break }
+                if batch.count < page || Task.isCancelled { break }
             }
         case (.allDirect, _):
             last = try await store.lastMessageID()

@@ -98,6 +98,10 @@ import Glibc
             #expect(response.hasPrefix("HTTP/1.1 101"))
             let negotiated = response.lowercased().contains("sec-websocket-extensions: permessage-deflate")
             #expect(negotiated == serverCompression, "\(response)")
+            // A client that does not ask (as with --no-compression) gets no extension either way.
+            let plain = try rawUpgrade(port: server.port, extensions: nil)
+            #expect(plain.hasPrefix("HTTP/1.1 101"))
+            #expect(!plain.lowercased().contains("sec-websocket-extensions"), "\(plain)")
             // Bodies arrive byte-identical either way, compressible or not.
             let alice = server.client(try await server.user("alice"), compression: true)
             let body = String(repeating: "compressible text ", count: 500) + "é😀\u{1}"
@@ -110,7 +114,7 @@ import Glibc
     }
 
     /// Sends a WebSocket upgrade by hand and returns the response head.
-    func rawUpgrade(port: Int, extensions: String) throws -> String {
+    func rawUpgrade(port: Int, extensions: String?) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #expect(fd >= 0)
         defer { close(fd) }
@@ -123,7 +127,8 @@ import Glibc
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = "GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: \(extensions)\r\n\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            + (extensions.map { "Sec-WebSocket-Extensions: \($0)\r\n" } ?? "") + "\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         var response = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 4096)
