@@ -74,6 +74,7 @@ struct Connection {
     private static func writeLoop(outbox: Outbox, outbound: WebSocketOutboundWriter) async {
         do {
             for await item in outbox.stream {
+                outbox.taken()
                 switch item {
                 case .text(let text):
                     try await outbound.write(.text(text))
@@ -201,6 +202,8 @@ struct Connection {
         group.addTask {
             do {
                 try await Self.replay(subscriber, start: sub.start, server: server, label: label)
+            } catch is CancellationError {
+                // The connection went away during the replay.
             } catch {
                 logger.error("replay of \(label) failed: \(error)")
                 server.metrics.frameErrors.increment()
@@ -219,6 +222,7 @@ struct Connection {
         case (.conversation(let key), .afterSeq(let after)):
             last = after
             while true {
+                try await s.outbox.waitForRoom()
                 let batch = try await store.messages(in: key, afterSeq: last, limit: page)
                 for m in batch { s.replayed(m); last = m.seq }
                 if batch.count < page || Task.isCancelled { break }
@@ -235,6 +239,7 @@ struct Connection {
         case (.allDirect(let user), .afterID(let after)):
             last = after
             while true {
+                try await s.outbox.waitForRoom()
                 let batch = try await store.directMessages(of: user, afterID: last, limit: page)
                 for m in batch { s.replayed(m); last = m.id }
                 if batch.count < page || Task.isCancelled { break }

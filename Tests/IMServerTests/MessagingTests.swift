@@ -3,6 +3,7 @@ import IMClient
 import IMServer
 import IMStorage
 import IMWire
+import IMStorage
 import Testing
 import Synchronization
 import HummingbirdWSClient
@@ -160,5 +161,41 @@ import NIOWebSocket
         let stored = try await second.store.messages(in: .room("r"), afterSeq: 0, limit: n + 10)
         #expect(stored.map(\.body) == (1...n).map(String.init), "each message stored once, in order")
         try await second.stop()
+    }
+}
+
+@Suite struct BackpressureTests {
+    /// A history far longer than a connection's queue streams at the reader's pace instead of overflowing it.
+    @Test func longReplayToASlowReaderArrivesWhole() async throws {
+        try await withServer { server in
+            let token = try await server.user("alice")
+            // Uncompressed 512-byte bodies: far more than the socket buffers hold while the reader sleeps.
+            let n = 100_000
+            let filler = String(repeating: "x", count: 500)
+            var batch: [NewMessage] = []
+            for i in 1...n {
+                batch.append(NewMessage(conversation: .room("long"), sender: "alice", clientID: "c\(i)", body: "\(i) \(filler)", ts: Timestamp.nowMillis()))
+                if batch.count == 2048 || i == n {
+                    _ = try await server.store.append(batch)
+                    batch = []
+                }
+            }
+            let received = try await withRawClient(server, headers: [("Authorization", "Bearer \(token)")]) { s in
+                guard case .authed = try await s.next() else { Issue.record("not authed"); return }
+                try await s.send(ClientFrame.subscribe(.init(scope: .target(.room("long")), start: .afterSeq(0))).encoded())
+                // Read slowly at first, so that the server has to wait for us.
+                try await Task.sleep(for: .seconds(3))
+                var next: Int64 = 1
+                while next <= Int64(n), let frame = try await s.next() {
+                    if case .message(let m) = frame {
+                        #expect(m.seq == next)
+                        next += 1
+                    }
+                }
+                #expect(next == Int64(n) + 1, "the replay stopped at seq \(next - 1)")
+                try await s.outbound.close(.normalClosure, reason: nil)
+            }
+            #expect(received?.closeCode != .policyViolation)
+        }
     }
 }
