@@ -37,6 +37,7 @@ public struct APIClient: Sendable {
         guard (200..<300).contains(status) else {
             let reason = Self.errorMessage(text) ?? response.status.reasonPhrase
             switch status {
+            case 401 where response.headers.first(name: "X-Imctl-Otp") == "required": throw ClientError(.otpRequired, reason)
             case 401, 403, 429: throw ClientError(.unauthorized, reason)
             case 400, 413, 422: throw ClientError(.badInput, reason)
             default: throw ClientError(.server, reason)
@@ -46,8 +47,10 @@ public struct APIClient: Sendable {
     }
 
     /// Trades a password for a token.
-    public func login(user: String, password: String) async throws -> String {
-        let body = try JSONSerialization.data(withJSONObject: ["user": user, "password": password])
+    public func login(user: String, password: String, otp: String? = nil) async throws -> String {
+        var fields = ["user": user, "password": password]
+        if let otp { fields["otp"] = otp }
+        let body = try JSONSerialization.data(withJSONObject: fields)
         let text = try await call("POST", "/v1/login", json: String(decoding: body, as: UTF8.self))
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
               let token = object["token"] as? String

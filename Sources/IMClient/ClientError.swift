@@ -7,6 +7,8 @@ public struct ClientError: Error, Equatable, Sendable, CustomStringConvertible {
         case unreachable
         /// The token or password was refused (exit 77).
         case unauthorized
+        /// The password was right but the user also needs a one-time code (exit 77 unless one is given).
+        case otpRequired
         /// A message is over the server's limit (exit 65).
         case tooLarge
         /// The input or a request was refused as invalid (exit 65).
@@ -33,7 +35,7 @@ public struct ClientError: Error, Equatable, Sendable, CustomStringConvertible {
     public var exitCode: Int32 {
         switch kind {
         case .unreachable: 69
-        case .unauthorized: 77
+        case .unauthorized, .otpRequired: 77
         case .tooLarge, .badInput: 65
         case .timeout: 75
         case .server: 1

@@ -34,10 +34,17 @@ extension ChatServer {
         var password: String
     }
 
+    private struct OTPChange: Decodable {
+        var enable: Bool
+    }
+
     private struct NewToken: Decodable {
         var ttl_seconds: Int64?
         var label: String?
     }
+
+    /// Marks a 401 that only lacks the one-time code.
+    static let otpHeader = HTTPField.Name("X-Imctl-Otp")!
 
     static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
@@ -83,7 +90,7 @@ extension ChatServer {
         }
         router.post("/v1/login") { request, context in
             let login = try await request.decode(as: LoginRequest.self, context: context)
-            return try await self.login(login.user, login.password)
+            return try await self.login(login.user, login.password, otp: login.otp)
         }
         router.post("/v1/logout") { request, _ in
             guard let token = Self.bearerToken(request.headers) else { throw HTTPError(.unauthorized, message: "missing bearer token") }
@@ -114,8 +121,8 @@ extension ChatServer {
         addAdminRoutes(to: router)
     }
 
-    private func login(_ name: String, _ password: String) async throws -> Response {
-        let refused = HTTPError(.unauthorized, message: "wrong user name or password")
+    private func login(_ name: String, _ password: String, otp: String?) async throws -> Response {
+        let refused = HTTPError(.unauthorized, message: "wrong user name, password or one-time code")
         if let wait = throttle.retryAfter(name) {
             metrics.loginFailures.increment()
             let seconds = Int(wait.components.seconds) + 1
@@ -131,6 +138,18 @@ extension ChatServer {
             throttle.recordFailure(name)
             metrics.loginFailures.increment()
             throw refused
+        }
+        if let secret = try await store.otpSecret(of: name) {
+            guard let otp else {
+                // The password was right; say that a code is needed, so that a client can ask for one.
+                throw HTTPError(.unauthorized, headers: [Self.otpHeader: "required"], message: "user '\(name)' signs in with a one-time code too")
+            }
+            let step = TOTP.matchingStep(otp, secret: secret, at: Timestamp.nowMillis() / 1000)
+            guard let step, try await store.useOTPStep(of: name, step: step) else {
+                throttle.recordFailure(name)
+                metrics.loginFailures.increment()
+                throw refused
+            }
         }
         throttle.recordSuccess(name)
         metrics.logins.increment()
@@ -215,6 +234,22 @@ extension ChatServer {
                 w.add("id", record.id)
                 if let expires { w.add("expires", Timestamp.rfc3339(millis: expires)) }
                 return Self.json(w.finish(), status: .created)
+            } catch { throw Self.mapped(error) }
+        }
+        users.post(":name/otp") { request, context in
+            _ = try await self.authorizeAdmin(request)
+            let name = try context.parameters.require("name")
+            let spec = try await request.decode(as: OTPChange.self, context: context)
+            do {
+                if spec.enable {
+                    let secret = TOTP.newSecret()
+                    try await self.store.setOTPSecret(of: name, to: secret)
+                    var w = JSONObjectWriter()
+                    w.add("uri", TOTP.uri(secret: secret, user: name))
+                    return Self.json(w.finish())
+                }
+                try await self.store.setOTPSecret(of: name, to: nil)
+                return Response(status: .noContent)
             } catch { throw Self.mapped(error) }
         }
         users.get(":name/tokens") { request, context in

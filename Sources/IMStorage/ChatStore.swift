@@ -17,6 +17,12 @@ public protocol ChatStore: Sendable {
     func setPasswordHash(of name: String, to hash: String) async throws
     func setDisabled(_ name: String, _ disabled: Bool) async throws
 
+    /// Turns two-factor sign-in on (a base32 TOTP secret) or off (nil).
+    func setOTPSecret(of name: String, to secret: String?) async throws
+    func otpSecret(of name: String) async throws -> String?
+    /// Records that a TOTP step was used; false when it (or a later one) already was, so a code works once.
+    func useOTPStep(of name: String, step: Int64) async throws -> Bool
+
     // MARK: tokens
     /// Stores the SHA-256 of a new token.
     func createToken(user: String, tokenHash: [UInt8], label: String?, expiresAt: Int64?) async throws -> TokenRecord

@@ -28,6 +28,10 @@ enum Migrations {
             // The idempotency keys: one stored message per (sender, client id).
             "CREATE UNIQUE INDEX messages_idempotency ON messages(sender, client_id)",
         ]),
+        // Two-factor sign-in: the last TOTP step used, so that a code is accepted once.
+        (2, [
+            "ALTER TABLE users ADD COLUMN otp_last_step INTEGER",
+        ]),
     ]
 
     static var latest: Int { steps.last?.version ?? 0 }

@@ -157,6 +157,22 @@ public final class SQLiteStore: ChatStore {
         guard !rows.isEmpty else { throw StorageError.noSuchUser(name) }
     }
 
+    public func setOTPSecret(of name: String, to secret: String?) async throws {
+        let rows = try await admin.query("UPDATE users SET otp_secret = ?, otp_last_step = NULL WHERE name = ? RETURNING id",
+                                         [secret.map { .text($0) } ?? .null, .text(name)])
+        guard !rows.isEmpty else { throw StorageError.noSuchUser(name) }
+    }
+
+    public func otpSecret(of name: String) async throws -> String? {
+        try await reader.query("SELECT otp_secret FROM users WHERE name = ?", [.text(name)]).first?.column("otp_secret")?.string
+    }
+
+    public func useOTPStep(of name: String, step: Int64) async throws -> Bool {
+        try await !admin.query(
+            "UPDATE users SET otp_last_step = ? WHERE name = ? AND (otp_last_step IS NULL OR otp_last_step < ?) RETURNING id",
+            [.integer(Int(step)), .text(name), .integer(Int(step))]).isEmpty
+    }
+
     // MARK: tokens
 
     public func createToken(user: String, tokenHash: [UInt8], label: String?, expiresAt: Int64?) async throws -> TokenRecord {

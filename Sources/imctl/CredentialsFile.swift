@@ -64,6 +64,28 @@ enum PasswordInput {
         return bytes.isEmpty && c != 0x0A ? nil : String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Whether a person can be asked: stdin or the controlling terminal is a terminal.
+    static var terminalAvailable: Bool {
+        if stdinIsTerminal { return true }
+        let fd = open("/dev/tty", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        close(fd)
+        return true
+    }
+
+    /// Asks on the controlling terminal (the code is not secret for long, so it is echoed).
+    static func promptVisible(_ text: String) -> String? {
+        let fd = open("/dev/tty", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        Output.write(fd, text)
+        var bytes: [UInt8] = []
+        var c: UInt8 = 0
+        while Glibc.read(fd, &c, 1) == 1, c != 0x0A { bytes.append(c) }
+        let code = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        return code.isEmpty ? nil : code
+    }
+
     /// Asks on the terminal with echo off.
     static func prompt(_ text: String) -> String? {
         Output.write(2, text)

@@ -11,6 +11,8 @@ extension IMCtl {
         @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
         @Option(help: "User name.") var user: String
         @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
+        @Option(help: ArgumentHelp("One-time code, for a user with two-factor sign-in (asked for on a terminal).", valueName: "code"))
+        var otp: String?
 
         func validate() throws {
             guard Names.isValidUser(user) else { throw ValidationError("invalid user name '\(user)'") }
@@ -20,7 +22,17 @@ extension IMCtl {
             try await runMapped {
                 let server = self.server ?? Environment.value("IMCTL_SERVER") ?? Defaults.server
                 let password = try PasswordInput.read(fromStdin: passwordStdin, confirm: false, purpose: "login")
-                let token = try await APIClient(server: server, token: nil).login(user: user, password: password)
+                let api = APIClient(server: server, token: nil)
+                let token: String
+                do {
+                    token = try await api.login(user: user, password: password, otp: otp)
+                } catch let e as ClientError where e.kind == .otpRequired {
+                    guard otp == nil, PasswordInput.terminalAvailable else {
+                        throw ClientError(.unauthorized, "user '\(user)' signs in with a one-time code: give --otp CODE")
+                    }
+                    guard let code = PasswordInput.promptVisible("One-time code: ") else { throw ClientError(.unauthorized, "no code given") }
+                    token = try await api.login(user: user, password: password, otp: code)
+                }
                 var file = CredentialsFile.load()
                 file.servers[CredentialsFile.key(server)] = .init(user: user, token: token)
                 try file.save()

@@ -16,6 +16,8 @@ protocol UserAdmin: Sendable {
     func tokens(_ name: String) async throws -> [TokenRecord]
     func revoke(_ name: String, id: Int64) async throws
     func revokeAll(_ name: String) async throws -> Int
+    /// Turns two-factor sign-in on (returning the `otpauth://` URI) or off (nil).
+    func setOTP(_ name: String, enabled: Bool) async throws -> String?
     func close() async
 }
 
@@ -48,6 +50,11 @@ struct LocalAdmin: UserAdmin {
     func tokens(_ name: String) async throws -> [TokenRecord] { try await store.tokens(of: name) }
     func revoke(_ name: String, id: Int64) async throws { try await store.revokeToken(user: name, id: id) }
     func revokeAll(_ name: String) async throws -> Int { try await store.revokeAllTokens(user: name) }
+    func setOTP(_ name: String, enabled: Bool) async throws -> String? {
+        let secret = enabled ? TOTP.newSecret() : nil
+        try await store.setOTPSecret(of: name, to: secret)
+        return secret.map { TOTP.uri(secret: $0, user: name) }
+    }
     func close() async { try? await store.close() }
 }
 
@@ -97,6 +104,13 @@ struct RemoteAdmin: UserAdmin {
         let text = try await api.call("DELETE", path(name, "/tokens"))
         let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
         return (object?["revoked"] as? NSNumber)?.intValue ?? 0
+    }
+    func setOTP(_ name: String, enabled: Bool) async throws -> String? {
+        let text = try await api.call("POST", path(name, "/otp"), json: body(["enable": enabled]))
+        guard enabled else { return nil }
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        guard let uri = object?["uri"] as? String else { throw ClientError(.server, "unexpected answer from the server") }
+        return uri
     }
     func close() async {}
 }

@@ -52,7 +52,7 @@ extension IMCtl {
     struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Manage users and API tokens, on the store directly or through a server with --server.",
-            subcommands: [Add.self, List.self, Remove.self, Passwd.self, Disable.self, Enable.self, Token.self, Tokens.self, Revoke.self])
+            subcommands: [Add.self, List.self, Remove.self, Passwd.self, Disable.self, Enable.self, Token.self, Tokens.self, Revoke.self, OTP.self])
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Create a user (asks for the password twice on a terminal).")
@@ -206,6 +206,32 @@ extension IMCtl {
                         try await backend.revoke(name, id: tokenID)
                         Output.error("revoked token \(tokenID) of '\(name)'")
                     }
+                }
+            }
+        }
+    }
+}
+
+extension IMCtl.Users {
+    struct OTP: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "otp",
+            abstract: "Turn two-factor sign-in (TOTP: SHA-1, 6 digits, 30 s) on or off for a user.",
+            discussion: "--enable prints the secret once, as an otpauth:// URI for an authenticator app.")
+        @Argument var name: String
+        @Flag(help: "Turn it on and print the otpauth:// URI.") var enable = false
+        @Flag(help: "Turn it off.") var disable = false
+        @OptionGroup var where_: AdminOptions
+        func validate() throws {
+            try validateUserName(name)
+            if enable == disable { throw ValidationError("give --enable or --disable") }
+        }
+        func run() async throws {
+            try await withAdmin(where_) { backend in
+                if let uri = try await backend.setOTP(name, enabled: enable) {
+                    Output.line(uri)
+                } else {
+                    Output.error("two-factor sign-in turned off for '\(name)'")
                 }
             }
         }

@@ -3,6 +3,7 @@ import IMClient
 import IMServer
 import IMStorage
 import IMWire
+import NIOPosix
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -57,6 +58,38 @@ import Glibc
         }
     }
 
+    @Test func twoFactorSignIn() async throws {
+        try await withServer { server in
+            try await server.user("alice", password: "correct-horse")
+            let secret = TOTP.newSecret()
+            try await server.store.setOTPSecret(of: "alice", to: secret)
+            let api = APIClient(server: server.url, token: nil)
+            // Right password, no code: the client learns that a code is needed.
+            do {
+                _ = try await api.login(user: "alice", password: "correct-horse")
+                Issue.record("signed in without a code")
+            } catch let e as ClientError {
+                #expect(e.kind == .otpRequired && e.exitCode == 77)
+            }
+            // Wrong password with a code: the same answer as any wrong password.
+            do {
+                _ = try await api.login(user: "alice", password: "wrong-horse", otp: "000000")
+                Issue.record("signed in with a wrong password")
+            } catch let e as ClientError {
+                #expect(e.kind == .unauthorized)
+            }
+            let now = Timestamp.nowMillis() / 1000
+            let bytes = try #require(Base32.decode(secret))
+            let wrong = TOTP.code(secret: bytes, step: TOTP.step(at: now) - 5)
+            await #expect(throws: ClientError.self) { try await api.login(user: "alice", password: "correct-horse", otp: wrong) }
+            let code = TOTP.code(secret: bytes, step: TOTP.step(at: now))
+            let token = try await api.login(user: "alice", password: "correct-horse", otp: code)
+            #expect(token.hasPrefix("imt_"))
+            // A code works once.
+            await #expect(throws: ClientError.self) { try await api.login(user: "alice", password: "correct-horse", otp: code) }
+        }
+    }
+
     @Test func repeatedFailuresAreThrottled() async throws {
         try await withServer { server in
             try await server.user("alice", password: "correct-horse")
@@ -94,12 +127,12 @@ import Glibc
     @Test(arguments: [true, false])
     func permessageDeflateIsNegotiated(serverCompression: Bool) async throws {
         try await withServer(compression: serverCompression) { server in
-            let response = try rawUpgrade(port: server.port, extensions: "permessage-deflate; client_max_window_bits")
+            let response = try await rawUpgrade(port: server.port, extensions: "permessage-deflate; client_max_window_bits")
             #expect(response.hasPrefix("HTTP/1.1 101"))
             let negotiated = response.lowercased().contains("sec-websocket-extensions: permessage-deflate")
             #expect(negotiated == serverCompression, "\(response)")
             // A client that does not ask (as with --no-compression) gets no extension either way.
-            let plain = try rawUpgrade(port: server.port, extensions: nil)
+            let plain = try await rawUpgrade(port: server.port, extensions: nil)
             #expect(plain.hasPrefix("HTTP/1.1 101"))
             #expect(!plain.lowercased().contains("sec-websocket-extensions"), "\(plain)")
             // Bodies arrive byte-identical either way, compressible or not.
@@ -113,17 +146,22 @@ import Glibc
         }
     }
 
-    /// Sends a WebSocket upgrade by hand and returns the response head.
-    func rawUpgrade(port: Int, extensions: String?) throws -> String {
+    /// Sends a WebSocket upgrade by hand and returns the response head. The blocking socket calls run on
+    /// NIO's thread pool: on the cooperative pool they could starve the in-process server of threads.
+    func rawUpgrade(port: Int, extensions: String?) async throws -> String {
+        try await NIOThreadPool.singleton.runIfActive { Self.blockingUpgrade(port: port, extensions: extensions) }
+    }
+
+    static func blockingUpgrade(port: Int, extensions: String?) -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(fd >= 0)
+        guard fd >= 0 else { return "socket failed" }
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        #expect(ok == 0)
+        guard ok == 0 else { return "connect failed" }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = "GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
