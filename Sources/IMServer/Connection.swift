@@ -147,13 +147,7 @@ struct Connection {
     }
 
     private mutating func send(id: String, to: Target, body: String, user: UserRecord) async {
-        if case .direct(let peer) = to, !knownPeers.contains(peer) {
-            guard (try? await server.store.user(named: peer)) ?? nil != nil else {
-                fail(.init(.notFound, "no such user '\(peer)'"), id: id)
-                return
-            }
-            knownPeers.insert(peer)
-        }
+        guard await peerExists(to, id: id) else { return }
         let key = ConversationKey(target: to, user: user.name)
         let outbox = self.outbox
         let metrics = server.metrics
@@ -174,18 +168,23 @@ struct Connection {
         }
     }
 
+    /// Whether a direct target names an existing user (remembered per connection); answers `not_found` if not.
+    private mutating func peerExists(_ target: Target, id: String?) async -> Bool {
+        guard case .direct(let peer) = target, !knownPeers.contains(peer) else { return true }
+        guard (try? await server.store.user(named: peer)) ?? nil != nil else {
+            fail(.init(.notFound, "no such user '\(peer)'"), id: id)
+            return false
+        }
+        knownPeers.insert(peer)
+        return true
+    }
+
     private mutating func subscribe(_ sub: Subscription, user: UserRecord, group: inout TaskGroup<Void>) async {
         let scope: Subscriber.Scope
         switch sub.scope {
         case .allDirect: scope = .allDirect(user.name)
         case .target(let t):
-            if case .direct(let peer) = t, !knownPeers.contains(peer) {
-                guard (try? await server.store.user(named: peer)) ?? nil != nil else {
-                    fail(.init(.notFound, "no such user '\(peer)'"))
-                    return
-                }
-                knownPeers.insert(peer)
-            }
+            guard await peerExists(t, id: nil) else { return }
             scope = .conversation(ConversationKey(target: t, user: user.name))
         }
         if case .allDirect = scope, case .last = sub.start {
