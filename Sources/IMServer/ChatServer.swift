@@ -80,6 +80,13 @@ public final class ChatServer: Service, Sendable {
         let router = Router(context: BasicWebSocketRequestContext.self)
         addRoutes(to: router)
         router.ws("/v1/ws", onUpgrade: { inbound, outbound, context in
+            // Registered first, so that a shutdown that starts while we check the token still closes us with 1001.
+            let outbox = Outbox()
+            guard let id = self.register(outbox) else {
+                try await outbound.close(.goingAway, reason: "server shutting down")
+                return
+            }
+            defer { self.unregister(id) }
             // A bad token in the header is answered after the upgrade, with an error frame and 1008, because a
             // refused upgrade reaches WebSocket clients only as a bare failure without a reason.
             var user: UserRecord?
@@ -92,7 +99,8 @@ public final class ChatServer: Service, Sendable {
                     return
                 }
             }
-            try await Connection.run(server: self, inbound: inbound, outbound: outbound, user: user, logger: context.logger)
+            try await Connection.run(server: self, outbox: outbox, inbound: inbound, outbound: outbound, user: user,
+                                     logger: context.logger)
         })
         var extensions: [WebSocketExtensionFactory] = []
         if configuration.compression {

@@ -25,18 +25,11 @@ struct Connection {
     }
 
     /// Runs the connection until the peer closes it or the server shuts down.
-    static func run(server: ChatServer, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
+    /// - Parameter outbox: the connection's queue, already registered with the server.
+    static func run(server: ChatServer, outbox: Outbox, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
                     user: UserRecord?, logger: Logger) async throws {
-        let outbox = Outbox()
-        guard let id = server.register(outbox) else {
-            try? await outbound.close(.goingAway, reason: "server is shutting down")
-            return
-        }
         server.metrics.connections.increment()
-        defer {
-            server.metrics.connections.decrement()
-            server.unregister(id)
-        }
+        defer { server.metrics.connections.decrement() }
         var connection = Connection(server: server, outbox: outbox, user: user, logger: logger)
         if let user {
             outbox.send(server.authedFrame(user))

@@ -9,8 +9,18 @@ struct CredentialsFile: Codable {
     struct Entry: Codable {
         var user: String
         var token: String
+        /// The server URL as given at login (the key is its normalised HTTP base).
+        var url: String?
     }
     var servers: [String: Entry] = [:]
+    /// The server signed in to last: commands use it when neither `--server` nor `IMCTL_SERVER` is given.
+    var current: String?
+
+    /// The URL of the current server, if any.
+    var currentURL: String? {
+        guard let current, let entry = servers[current] else { return nil }
+        return entry.url ?? current
+    }
 
     static var path: String { Defaults.configDirectory + "/credentials.json" }
 

@@ -8,7 +8,7 @@ extension IMCtl {
         static let configuration = CommandConfiguration(
             abstract: "Sign in: trade a password for a token, kept in $XDG_CONFIG_HOME/imctl/credentials.json (0600).")
 
-        @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
+        @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
         @Option(help: "User name.") var user: String
         @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
         @Option(help: ArgumentHelp("One-time code, for a user with two-factor sign-in (asked for on a terminal).", valueName: "code"))
@@ -20,7 +20,7 @@ extension IMCtl {
 
         func run() async throws {
             try await runMapped {
-                let server = self.server ?? Environment.value("IMCTL_SERVER") ?? Defaults.server
+                let server = Defaults.resolveServer(self.server)
                 let password = try PasswordInput.read(fromStdin: passwordStdin, confirm: false, purpose: "login")
                 let api = APIClient(server: server, token: nil)
                 let token: String
@@ -34,7 +34,8 @@ extension IMCtl {
                     token = try await api.login(user: user, password: password, otp: code)
                 }
                 var file = CredentialsFile.load()
-                file.servers[CredentialsFile.key(server)] = .init(user: user, token: token)
+                file.servers[CredentialsFile.key(server)] = .init(user: user, token: token, url: server)
+                file.current = CredentialsFile.key(server)
                 try file.save()
                 Output.error("signed in to \(CredentialsFile.key(server)) as \(user)")
             }
@@ -45,11 +46,11 @@ extension IMCtl {
     struct Logout: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke the stored token for a server and forget it.")
 
-        @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
+        @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
 
         func run() async throws {
             try await runMapped {
-                let server = self.server ?? Environment.value("IMCTL_SERVER") ?? Defaults.server
+                let server = Defaults.resolveServer(self.server)
                 var file = CredentialsFile.load()
                 let key = CredentialsFile.key(server)
                 guard let entry = file.servers[key] else {
@@ -64,6 +65,7 @@ extension IMCtl {
                     // Already revoked or expired: forgetting it is all that is left.
                 }
                 file.servers[key] = nil
+                if file.current == key { file.current = nil }
                 try file.save()
                 Output.error("signed out of \(key)")
             }

@@ -7,7 +7,7 @@ import Logging
 
 /// `--server` and `--token`, shared by every command that talks to a server.
 struct ClientOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else ws://127.0.0.1:7700).", valueName: "url"))
+    @Option(name: .long, help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url"))
     var server: String?
 
     @Option(name: .long, help: ArgumentHelp("API token (default: $IMCTL_TOKEN, else the one stored by `imctl login`).", valueName: "token"))
@@ -16,9 +16,9 @@ struct ClientOptions: ParsableArguments {
     @Flag(name: .long, help: "Do not ask for permessage-deflate.")
     var noCompression = false
 
-    /// The server URL: flag > environment > default.
+    /// The server URL: flag > environment > the server last signed in to > default.
     var resolvedServer: String {
-        server ?? Environment.value("IMCTL_SERVER") ?? Defaults.server
+        Defaults.resolveServer(server)
     }
 
     /// The token: flag > environment > stored credentials for the server.
@@ -58,6 +58,11 @@ struct StoreOptions: ParsableArguments {
 
 enum Defaults {
     static let server = "ws://127.0.0.1:7700"
+
+    /// flag > `IMCTL_SERVER` > the server of the last `imctl login` > `ws://127.0.0.1:7700`.
+    static func resolveServer(_ flag: String?) -> String {
+        flag ?? Environment.value("IMCTL_SERVER") ?? CredentialsFile.load().currentURL ?? server
+    }
 
     static var databasePath: String {
         if let data = Environment.value("XDG_DATA_HOME") { return data + "/imctl/imctl.db" }

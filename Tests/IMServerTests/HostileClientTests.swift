@@ -115,13 +115,16 @@ import Testing
     @Test func gracefulShutdownClosesClientsWith1001() async throws {
         let server = try await TestServer.start()
         let token = try await server.user("alice")
+        let (signedIn, signal) = AsyncStream.makeStream(of: Void.self)
         let closed = Task {
             try await withRawClient(server, headers: [("Authorization", "Bearer \(token)")]) { s in
+                if case .authed = try await s.next() { signal.yield() }
                 while try await s.next() != nil {}
             }
         }
         // Wait until the connection is signed in, then shut down.
-        try await Task.sleep(for: .milliseconds(300))
+        var it = signedIn.makeAsyncIterator()
+        _ = await it.next()
         try await server.stop()
         let frame = try await closed.value
         #expect(frame?.closeCode == .goingAway)
