@@ -117,11 +117,39 @@ public final class ChatServer: Service, Sendable {
             logger: logger
         )
         let inner = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let (innerEnded, innerEndedContinuation) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await self.committer.run() }
-            group.addTask { try await inner.run() }
-            // Wait for our own graceful shutdown (or cancellation), then wind down in order.
-            try? await gracefulShutdown()
+            group.addTask {
+                do {
+                    try await inner.run()
+                    innerEndedContinuation.yield(.success(()))
+                } catch {
+                    innerEndedContinuation.yield(.failure(error))
+                }
+                innerEndedContinuation.finish()
+            }
+            // Wait for our own graceful shutdown (or cancellation), or for the HTTP server to stop by itself
+            // (it could not bind its port, say); then wind down in order.
+            let early = await withTaskGroup(of: Result<Void, any Error>?.self) { waiters in
+                waiters.addTask {
+                    try? await gracefulShutdown()
+                    return nil
+                }
+                waiters.addTask {
+                    var iterator = innerEnded.makeAsyncIterator()
+                    return await iterator.next()
+                }
+                let first = await waiters.next() ?? nil
+                waiters.cancelAll()
+                return first
+            }
+            if let early {
+                self.committer.stop()
+                try await group.waitForAll()
+                if case .failure(let error) = early { throw error }
+                return
+            }
             await self.closeConnections()
             await inner.triggerGracefulShutdown()
             self.committer.stop()

@@ -65,7 +65,11 @@ extension IMCtl {
                     try await group.run()
                 } catch {
                     try? await db.close()
-                    throw ClientError(.server, "server stopped: \(error)")
+                    let text = String(describing: error)
+                    if text.contains("Address already in use") || text.contains("EADDRINUSE") {
+                        throw ClientError(.server, "cannot listen on \(host):\(port): the address is already in use")
+                    }
+                    throw ClientError(.server, "server stopped: \(text)")
                 }
                 try? await db.close()
             }

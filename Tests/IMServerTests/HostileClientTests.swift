@@ -130,3 +130,15 @@ import Testing
         #expect(frame?.closeCode == .goingAway)
     }
 }
+
+@Suite struct StartupTests {
+    /// A server that cannot bind its port stops with an error instead of hanging.
+    @Test func aBusyPortIsAnErrorNotAHang() async throws {
+        try await withServer { first in
+            await #expect(throws: (any Error).self) {
+                let second = try await TestServer.start(port: first.port)
+                try await second.stop()
+            }
+        }
+    }
+}
