@@ -1,4 +1,4 @@
-public import IMWire
+import IMWire
 
 /// Why a client operation failed; each case maps to one exit code of the CLI.
 public struct ClientError: Error, Equatable, Sendable, CustomStringConvertible {

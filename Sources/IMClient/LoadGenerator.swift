@@ -1,5 +1,5 @@
-public import Histogram
-public import IMWire
+import Histogram
+import IMWire
 public import Logging
 import Synchronization
 

@@ -102,40 +102,38 @@ public final class Sender: Sendable {
             }
             w?.resume()
         }
-        do {
-            var backoff = Backoff(cap: configuration.maxBackoff)
-            var reconnects = 0
-            var everConnected = false
-            var lostSince: ContinuousClock.Instant?
-            while true {
-                do {
-                    try await Link.run(configuration, logger: logger) { iterator, outbound, authed in
-                        try await self.session(&iterator, outbound, authed, onAck: onAck)
-                    }
-                    everConnected = true
-                    lostSince = nil
-                    backoff.reset()
-                } catch let error as ClientError {
-                    if error.kind != .unreachable || !everConnected { throw error }
+        var backoff = Backoff(cap: configuration.maxBackoff)
+        var reconnects = 0
+        var everConnected = false
+        var lostSince: ContinuousClock.Instant?
+        while true {
+            do {
+                try await Link.run(configuration, logger: logger) { iterator, outbound, authed in
+                    try await self.session(&iterator, outbound, authed, onAck: onAck)
                 }
-                let (done, fatal, acked) = state.withLock { s in
-                    (s.sourceDone && s.queued == 0 && s.unacked.isEmpty && s.blocked == nil, s.fatal, s.acknowledged)
-                }
-                if let fatal { throw fatal }
-                if done { return SendReport(acknowledged: acked, reconnects: reconnects) }
-                guard configuration.reconnect else {
-                    throw ClientError(.unreachable, "lost the connection to \(configuration.server); \(acked) messages were acknowledged")
-                }
-                let now = ContinuousClock.now
-                if lostSince == nil { lostSince = now }
-                if let window = configuration.reconnectWindow, let since = lostSince, now - since > window {
-                    throw ClientError(.unreachable, "could not get back to \(configuration.server) within \(window); \(acked) messages were acknowledged")
-                }
-                let pause = backoff.next()
-                logger.warning("connection lost; reconnecting in \(pause)")
-                try await Task.sleep(for: pause)
-                reconnects += 1
+                everConnected = true
+                lostSince = nil
+                backoff.reset()
+            } catch let error as ClientError {
+                if error.kind != .unreachable || !everConnected { throw error }
             }
+            let (done, fatal, acked) = state.withLock { s in
+                (s.sourceDone && s.queued == 0 && s.unacked.isEmpty && s.blocked == nil, s.fatal, s.acknowledged)
+            }
+            if let fatal { throw fatal }
+            if done { return SendReport(acknowledged: acked, reconnects: reconnects) }
+            guard configuration.reconnect else {
+                throw ClientError(.unreachable, "lost the connection to \(configuration.server); \(acked) messages were acknowledged")
+            }
+            let now = ContinuousClock.now
+            if lostSince == nil { lostSince = now }
+            if let window = configuration.reconnectWindow, let since = lostSince, now - since > window {
+                throw ClientError(.unreachable, "could not get back to \(configuration.server) within \(window); \(acked) messages were acknowledged")
+            }
+            let pause = backoff.next()
+            logger.warning("connection lost; reconnecting in \(pause)")
+            try await Task.sleep(for: pause)
+            reconnects += 1
         }
     }
 

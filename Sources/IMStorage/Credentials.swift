@@ -1,5 +1,5 @@
 import _CryptoExtras
-public import Crypto
+import Crypto
 import Foundation
 
 /// Password hashing (scrypt) and API tokens (random, stored as SHA-256).

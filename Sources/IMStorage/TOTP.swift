@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 import Foundation
 
 /// Time-based one-time passwords (RFC 6238: HMAC-SHA-1, 6 digits, 30-second steps), as authenticator

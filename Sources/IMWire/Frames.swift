@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Longest client-chosen message id, in bytes.
 public let maxClientIDLength = 128
