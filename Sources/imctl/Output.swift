@@ -27,11 +27,20 @@ enum Output {
                 let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
+                    if errno == EPIPE { Self.brokenPipe() }
                     return
                 }
                 offset += n
             }
         }
+    }
+
+    /// The reader of our output went away (`imctl listen | head -1`): end as a process killed by SIGPIPE
+    /// would, which SwiftNIO's ignoring of SIGPIPE otherwise prevents.
+    static func brokenPipe() -> Never {
+        signal(SIGPIPE, SIG_DFL)
+        raise(SIGPIPE)
+        Glibc.exit(141)
     }
 
     /// Reports `error` on stderr and returns the exit code to end with.
