@@ -5,7 +5,6 @@ import IMServer
 import IMStorage
 import IMWire
 import Logging
-import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -97,28 +96,21 @@ extension IMCtl {
             _ = try await store.createUser(name: "bench", passwordHash: try Credentials.hashPassword(Credentials.newToken()), isAdmin: false)
             let token = Credentials.newToken()
             _ = try await store.createToken(user: "bench", tokenHash: Credentials.tokenHash(token), label: "bench", expiresAt: nil)
-            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-            let chat = ChatServer(configuration: ServerConfiguration(host: "127.0.0.1", port: 0, compression: !noCompression), store: store,
-                                  logger: logger) { continuation.yield($0) }
-            let group = ServiceGroup(configuration: .init(services: [chat], logger: logger))
-            let running = Task {
-                defer { continuation.yield(0) }
-                try await group.run()
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next(), port != 0 else {
+            let server: BackgroundServer
+            do {
+                server = try await BackgroundServer.start(ServerConfiguration(host: "127.0.0.1", port: 0, compression: !noCompression),
+                                                          store: store, logger: logger)
+            } catch {
                 try? await store.close()
-                throw ClientError(.server, "the in-process server did not start")
+                throw ClientError(.server, "\(error)")
             }
             do {
-                let report = try await body("ws://127.0.0.1:\(port)", token)
-                await group.triggerGracefulShutdown()
-                try? await running.value
+                let report = try await body(server.url, token)
+                try? await server.stop()
                 try? await store.close()
                 return report
             } catch {
-                await group.triggerGracefulShutdown()
-                try? await running.value
+                try? await server.stop()
                 try? await store.close()
                 throw error
             }

@@ -8,25 +8,21 @@ import IMWire
 import Logging
 import NIOCore
 import NIOWebSocket
-import ServiceLifecycle
 import Synchronization
 import Testing
 
 /// A real server on a free loopback port over a real SQLite file in a temporary folder.
 final class TestServer: Sendable {
-    let port: Int
     let store: SQLiteStore
-    let group: ServiceGroup
-    let task: Task<Void, any Error>
+    let background: BackgroundServer
     let directory: URL
 
-    var url: String { "ws://127.0.0.1:\(port)" }
+    var port: Int { background.port }
+    var url: String { background.url }
 
-    private init(port: Int, store: SQLiteStore, group: ServiceGroup, task: Task<Void, any Error>, directory: URL) {
-        self.port = port
+    private init(store: SQLiteStore, background: BackgroundServer, directory: URL) {
         self.store = store
-        self.group = group
-        self.task = task
+        self.background = background
         self.directory = directory
     }
 
@@ -47,27 +43,19 @@ final class TestServer: Sendable {
         let store = try await SQLiteStore.open(path: dir.appendingPathComponent("imctl.db").path)
         var logger = Logger(label: "test.server")
         logger.logLevel = ProcessInfo.processInfo.environment["IMCTL_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let server = ChatServer(configuration: .init(host: "127.0.0.1", port: port, maxMessageBytes: maxMessageBytes, compression: compression),
-                                store: store, logger: logger) { continuation.yield($0) }
-        let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
-        // The server reports its port, or the group ends first (e.g. the port is still taken): 0.
-        let task = Task {
-            defer { continuation.yield(0) }
-            try await group.run()
-        }
-        var iterator = ports.makeAsyncIterator()
-        guard let bound = await iterator.next(), bound != 0 else {
+        let configuration = ServerConfiguration(host: "127.0.0.1", port: port, maxMessageBytes: maxMessageBytes, compression: compression)
+        do {
+            let background = try await BackgroundServer.start(configuration, store: store, logger: logger)
+            return TestServer(store: store, background: background, directory: dir)
+        } catch {
             try? await store.close()
-            throw ClientError(.server, "server did not start on port \(port)")
+            throw error
         }
-        return TestServer(port: bound, store: store, group: group, task: task, directory: dir)
     }
 
     /// Graceful shutdown, as on SIGTERM.
     func stop(removeFiles: Bool = true) async throws {
-        await group.triggerGracefulShutdown()
-        try await task.value
+        try await background.stop()
         try await store.close()
         if removeFiles { try? FileManager.default.removeItem(at: directory) }
     }
