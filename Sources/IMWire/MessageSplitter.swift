@@ -49,9 +49,21 @@ public struct MessageSplitter: Sendable {
     }
 
     private mutating func takePending() -> [UInt8]? {
-        var m = pending
+        var count = pending.count
+        if mode == .lines, pending.last == 0x0D { count -= 1 }
+        guard count > 0 else {
+            pending.removeAll(keepingCapacity: true)
+            return nil
+        }
+        // An exact-size copy: the message does not keep the scratch buffer's capacity alive, and the
+        // scratch buffer is reused instead of reallocated for every line.
+        let m = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            pending.withUnsafeBufferPointer { source in
+                _ = buffer.initialize(from: source[0..<count])
+            }
+            initialized = count
+        }
         pending.removeAll(keepingCapacity: true)
-        if mode == .lines, m.last == 0x0D { m.removeLast() }
-        return m.isEmpty ? nil : m
+        return m
     }
 }
