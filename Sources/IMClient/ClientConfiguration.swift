@@ -1,4 +1,5 @@
 import Foundation
+public import NIOSSL
 /// Where and how a client connects. Built by the commands from flags, environment and stored credentials.
 public struct ClientConfiguration: Sendable {
     /// `ws://host:port` or `wss://…`; `/v1/ws` is added when the URL has no path.
@@ -12,9 +13,15 @@ public struct ClientConfiguration: Sendable {
     public var maxBackoff: Duration
     /// How long a sender keeps trying to get back to a lost server before giving up (exit 69).
     public var reconnectWindow: Duration?
+    /// A PEM file of CA certificates to trust for `wss://` (instead of the system's), e.g. a private CA
+    /// or a self-signed server certificate.
+    public var caCertificatePath: String?
+    /// How long connecting and signing in may take before the attempt counts as failed.
+    public var signInTimeout: Duration = .seconds(10)
 
     public init(server: String, token: String, compression: Bool = true, reconnect: Bool = true,
-                maxBackoff: Duration = .seconds(5), reconnectWindow: Duration? = nil) {
+                maxBackoff: Duration = .seconds(5), reconnectWindow: Duration? = nil, caCertificatePath: String? = nil) {
+        self.caCertificatePath = caCertificatePath
         self.server = server
         self.token = token
         self.compression = compression
@@ -35,6 +42,16 @@ public struct ClientConfiguration: Sendable {
         let afterScheme = url.range(of: "://").map { url[$0.upperBound...] } ?? Substring(url)
         if !afterScheme.contains("/") { url += "/v1/ws" }
         return url
+    }
+
+    /// Whether the server URL asks for TLS.
+    public var usesTLS: Bool { server.hasPrefix("wss://") || server.hasPrefix("https://") }
+
+    /// Client TLS settings: the system's trust roots, or only the given CA file.
+    static func tlsConfiguration(caCertificatePath: String?) -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caCertificatePath { tls.trustRoots = .file(caCertificatePath) }
+        return tls
     }
 
     /// The HTTP base URL of the server (for login and admin calls).

@@ -6,6 +6,7 @@ import IMWire
 import Logging
 import NIOCore
 import NIOWebSocket
+import NIOSSL
 import Synchronization
 
 /// What the server said when it accepted our token.
@@ -24,15 +25,57 @@ enum Link {
     /// Connects and runs `session` once signed in. Throws `ClientError` for refusals and failures to connect;
     /// returns normally when the connection ends after sign-in (the session decides whether that is done).
     static func run(_ configuration: ClientConfiguration, logger: Logger, session: @escaping Session) async throws {
+        // The WebSocket client can wait forever for an upgrade answer that never comes (a plain ws:// request to a
+        // TLS port is closed by the server without one): the attempt runs apart and is abandoned after
+        // `signInTimeout` unless it has signed in by then.
+        let signedIn = Flag()
+        let (outcomes, outcome) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
+        let attempt = Task {
+            do {
+                try await connect(configuration, logger: logger, signedIn: signedIn, session: session)
+                outcome.yield(.success(()))
+            } catch {
+                outcome.yield(.failure(error))
+            }
+        }
+        let timer = Task {
+            try await Task.sleep(for: configuration.signInTimeout)
+            if !signedIn.load() {
+                outcome.yield(.failure(ClientError(.unreachable, "no sign-in answer from \(configuration.webSocketURL) within "
+                    + "\(configuration.signInTimeout)\(configuration.usesTLS ? "" : " (a TLS server? use wss://)")")))
+            }
+        }
+        var iterator = outcomes.makeAsyncIterator()
+        let result = await withTaskCancellationHandler {
+            await iterator.next()
+        } onCancel: {
+            attempt.cancel()
+            outcome.yield(.failure(CancellationError()))
+        }
+        timer.cancel()
+        if case .failure = result { attempt.cancel() }
+        try result?.get()
+    }
+
+    /// A flag shared between tasks.
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func load() -> Bool { value.load(ordering: .relaxed) }
+        func set() { value.store(true, ordering: .relaxed) }
+    }
+
+    private static func connect(_ configuration: ClientConfiguration, logger: Logger, signedIn: Flag,
+                                session: @escaping Session) async throws {
         var extensions: [WebSocketExtensionFactory] = []
         if configuration.compression {
             extensions.append(.perMessageDeflate(maxDecompressedFrameSize: maxInboundFrame))
         }
         let wsConfiguration = WebSocketClientConfiguration(maxFrameSize: maxInboundFrame, extensions: extensions,
                                                            closeTimeout: .seconds(2), validateUTF8: true)
-        let signedIn = Atomic<Bool>(false)
         do {
-            try await WebSocketClient.connect(url: configuration.webSocketURL, configuration: wsConfiguration, logger: logger) {
+            let tls = configuration.usesTLS ? ClientConfiguration.tlsConfiguration(caCertificatePath: configuration.caCertificatePath) : nil
+            try await WebSocketClient.connect(url: configuration.webSocketURL, configuration: wsConfiguration, tlsConfiguration: tls,
+                                              logger: logger) {
                 inbound, outbound, _ in
                 try await outbound.write(.text(ClientFrame.auth(token: configuration.token).encoded()))
                 var iterator = inbound.makeAsyncIterator()
@@ -51,7 +94,7 @@ enum Link {
                         break
                     }
                 }
-                signedIn.store(true, ordering: .relaxed)
+                signedIn.set()
                 try await session(&iterator, outbound, authed)
             }
         } catch let error as ClientError {
@@ -61,7 +104,7 @@ enum Link {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            if signedIn.load(ordering: .relaxed) { return }  // lost after sign-in: the caller decides
+            if signedIn.load() { return }  // lost after sign-in: the caller decides
             if let e = error as? WebSocketClientError, e == .invalidURL {
                 throw ClientError(.usage, "invalid server URL '\(configuration.server)'")
             }
@@ -73,6 +116,12 @@ enum Link {
         let text = String(describing: error)
         if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("ECONNREFUSED") {
             return "connection refused"
+        }
+        if text.contains("cannotUseIPAddressInSNI") {
+            return "wss:// needs a host name that the server's certificate names (wss://localhost:PORT, say), not an IP address"
+        }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") || text.contains("handshakeFailed") {
+            return "TLS handshake failed (\(text)); for a private or self-signed certificate give --cacert FILE"
         }
         return text
     }

@@ -29,10 +29,13 @@ public struct LoadConfiguration: Sendable {
     public var compression: Bool
     /// Prefix of the room names, unique per run so that runs do not see each other's messages.
     public var roomPrefix: String
+    /// CA certificates to trust for `wss://`.
+    public var caCertificatePath: String?
 
     public init(servers: [String], balance: Balance = .roundRobin, token: String, publishers: Int = 1, subscribers: Int = 10,
                 rooms: Int = 1, messages: Int = 10000, size: Int = 128, rate: Double = 0, duration: Duration? = nil,
-                compression: Bool = true, roomPrefix: String) {
+                compression: Bool = true, roomPrefix: String, caCertificatePath: String? = nil) {
+        self.caCertificatePath = caCertificatePath
         self.servers = servers
         self.balance = balance
         self.token = token
@@ -140,7 +143,7 @@ public final class LoadGenerator: Sendable {
 
     private func client(_ server: String, reconnect: Bool = true) -> ClientConfiguration {
         ClientConfiguration(server: server, token: configuration.token, compression: configuration.compression, reconnect: reconnect,
-                            maxBackoff: .seconds(1), reconnectWindow: .seconds(30))
+                            maxBackoff: .seconds(1), reconnectWindow: .seconds(30), caCertificatePath: configuration.caCertificatePath)
     }
 
     /// Runs the load; `progress` is called a few times a second.

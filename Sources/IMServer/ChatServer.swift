@@ -6,6 +6,9 @@ import IMWire
 import Hummingbird
 import HummingbirdWebSocket
 import HummingbirdWSCompression
+import HummingbirdTLS
+import HummingbirdCore
+import NIOSSL
 public import Logging
 import NIOCore
 import NIOPosix
@@ -109,9 +112,13 @@ public final class ChatServer: Service, Sendable {
         let ws = WebSocketServerConfiguration(maxFrameSize: configuration.maxFrameBytes, extensions: extensions,
                                               autoPing: .enabled(timePeriod: .seconds(30)), closeTimeout: .seconds(5), validateUTF8: true)
         let onReady = self.onReady
+        var server: HTTPServerBuilder = .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: ws))
+        if let tls = try configuration.tlsConfiguration() {
+            server = try .tls(server, tlsConfiguration: tls)
+        }
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: ws)),
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { channel in await onReady(channel.localAddress?.port ?? 0) },
             logger: logger

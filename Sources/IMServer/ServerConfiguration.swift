@@ -1,3 +1,12 @@
+import NIOSSL
+
+/// A TLS certificate or key file that cannot be used.
+public struct TLSFileError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
 /// How a server listens and what it accepts. Built by `imctl serve`; the library never reads flags.
 public struct ServerConfiguration: Sendable {
     /// Address to bind.
@@ -28,6 +37,25 @@ public struct ServerConfiguration: Sendable {
         self.compression = compression
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsKeyPath = tlsKeyPath
+    }
+
+    /// The TLS settings from the PEM files, or nil without TLS. Throws a readable error for a bad file.
+    func tlsConfiguration() throws -> TLSConfiguration? {
+        guard let certPath = tlsCertificatePath, let keyPath = tlsKeyPath else { return nil }
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certPath)
+        } catch {
+            throw TLSFileError(path: certPath, reason: "not a PEM certificate chain (\(error))")
+        }
+        guard !chain.isEmpty else { throw TLSFileError(path: certPath, reason: "holds no certificate") }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+        } catch {
+            throw TLSFileError(path: keyPath, reason: "not a PEM private key (\(error))")
+        }
+        return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
     }
 
     /// Largest WebSocket message read: a body of the limit written entirely as JSON `\uXXXX` escapes,

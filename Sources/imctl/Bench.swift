@@ -34,6 +34,8 @@ extension IMCtl {
         @Option(help: "Messages per second over all publishers; 0 = as fast as acks allow.") var rate: Double = 0
         @Option(help: ArgumentHelp("Publish for this long instead of --messages.", valueName: "duration")) var duration: DurationArgument?
         @Flag(help: "Do not ask for permessage-deflate.") var noCompression = false
+        @Option(help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT).", valueName: "file"))
+        var cacert: String?
         @Flag(help: "Print the report as one JSON object.") var json = false
 
         func validate() throws {
@@ -85,7 +87,7 @@ extension IMCtl {
         private func load(servers: [String], token: String, runID: String) -> LoadConfiguration {
             LoadConfiguration(servers: servers, balance: balance, token: token, publishers: publishers, subscribers: subscribers, rooms: rooms,
                               messages: messages, size: size, rate: rate, duration: duration?.duration, compression: !noCompression,
-                              roomPrefix: "bench-\(runID)")
+                              roomPrefix: "bench-\(runID)", caCertificatePath: Defaults.resolveCACert(cacert))
         }
 
         /// Starts a server on a free loopback port with a temporary store and one bench user.

@@ -11,6 +11,8 @@ extension IMCtl {
         @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
         @Option(help: "User name.") var user: String
         @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
+        @Option(help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT).", valueName: "file"))
+        var cacert: String?
         @Option(help: ArgumentHelp("One-time code, for a user with two-factor sign-in (asked for on a terminal).", valueName: "code"))
         var otp: String?
 
@@ -22,7 +24,7 @@ extension IMCtl {
             try await runMapped {
                 let server = Defaults.resolveServer(self.server)
                 let password = try PasswordInput.read(fromStdin: passwordStdin, confirm: false, purpose: "login")
-                let api = APIClient(server: server, token: nil)
+                let api = APIClient(server: server, token: nil, caCertificatePath: Defaults.resolveCACert(cacert))
                 let token: String
                 do {
                     token = try await api.login(user: user, password: password, otp: otp)
@@ -48,6 +50,9 @@ extension IMCtl {
 
         @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
 
+        @Option(help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT).", valueName: "file"))
+        var cacert: String?
+
         func run() async throws {
             try await runMapped {
                 let server = Defaults.resolveServer(self.server)
@@ -58,7 +63,7 @@ extension IMCtl {
                     return
                 }
                 do {
-                    try await APIClient(server: server, token: entry.token).logout()
+                    try await APIClient(server: server, token: entry.token, caCertificatePath: Defaults.resolveCACert(cacert)).logout()
                 } catch let e as ClientError where e.kind == .unreachable {
                     Output.error("could not reach \(key) to revoke the token (\(e.message)); forgetting it anyway")
                 } catch let e as ClientError where e.kind == .unauthorized {

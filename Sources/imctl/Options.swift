@@ -16,6 +16,12 @@ struct ClientOptions: ParsableArguments {
     @Flag(name: .long, help: "Do not ask for permessage-deflate.")
     var noCompression = false
 
+    @Option(name: .long, help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT, else the system's).",
+                                            valueName: "file"))
+    var cacert: String?
+
+    var resolvedCACert: String? { Defaults.resolveCACert(cacert) }
+
     /// The server URL: flag > environment > the server last signed in to > default.
     var resolvedServer: String {
         Defaults.resolveServer(server)
@@ -30,7 +36,8 @@ struct ClientOptions: ParsableArguments {
     }
 
     func configuration(reconnect: Bool) throws -> ClientConfiguration {
-        ClientConfiguration(server: resolvedServer, token: try resolvedToken(), compression: !noCompression, reconnect: reconnect)
+        ClientConfiguration(server: resolvedServer, token: try resolvedToken(), compression: !noCompression, reconnect: reconnect,
+                            caCertificatePath: resolvedCACert)
     }
 }
 
@@ -62,6 +69,11 @@ enum Defaults {
     /// flag > `IMCTL_SERVER` > the server of the last `imctl login` > `ws://127.0.0.1:7700`.
     static func resolveServer(_ flag: String?) -> String {
         flag ?? Environment.value("IMCTL_SERVER") ?? CredentialsFile.load().currentURL ?? server
+    }
+
+    /// flag > `IMCTL_CACERT` > none (the system's trust roots).
+    static func resolveCACert(_ flag: String?) -> String? {
+        flag ?? Environment.value("IMCTL_CACERT")
     }
 
     static var databasePath: String {

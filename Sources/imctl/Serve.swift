@@ -31,7 +31,9 @@ extension IMCtl {
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
             guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format is text or json") }
             guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give both --tls-cert and --tls-key, or neither") }
-            if tlsCert != nil { throw ValidationError("TLS is not supported by this build yet; put a TLS proxy in front") }
+            for path in [tlsCert, tlsKey].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: path) {
+                throw ValidationError("cannot read \(path)")
+            }
             try store.validateDatabase()
         }
 
@@ -54,10 +56,12 @@ extension IMCtl {
                         + "then sign in with: imctl login --user NAME")
                 }
                 let host = self.host
-                let config = ServerConfiguration(host: host, port: port, maxMessageBytes: maxMessageBytes, compression: !noCompression)
+                let config = ServerConfiguration(host: host, port: port, maxMessageBytes: maxMessageBytes, compression: !noCompression,
+                                                 tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+                let (ws, http) = tlsCert == nil ? ("ws", "http") : ("wss", "https")
                 let server = ChatServer(configuration: config, store: db, logger: logger) { port in
                     let shown = host.contains(":") ? "[\(host)]" : host
-                    Output.error("listening on ws://\(shown):\(port)/v1/ws (http://\(shown):\(port)), store \(path)")
+                    Output.error("listening on \(ws)://\(shown):\(port)/v1/ws (\(http)://\(shown):\(port)), store \(path)")
                 }
                 let group = ServiceGroup(configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint],
                                                               logger: logger))
@@ -66,6 +70,9 @@ extension IMCtl {
                 } catch {
                     try? await db.close()
                     let text = String(describing: error)
+                    if let e = error as? TLSFileError {
+                        throw ClientError(.usage, "TLS: \(e)")
+                    }
                     if text.contains("Address already in use") || text.contains("EADDRINUSE") {
                         throw ClientError(.server, "cannot listen on \(host):\(port): the address is already in use")
                     }

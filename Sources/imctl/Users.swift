@@ -11,6 +11,8 @@ struct AdminOptions: ParsableArguments {
     var server: String?
     @Option(help: ArgumentHelp("Admin API token for --server (default: $IMCTL_TOKEN, else the stored one).", valueName: "token"))
     var token: String?
+    @Option(help: ArgumentHelp("PEM file of CA certificates to trust for --server wss:// (default: $IMCTL_CACERT).", valueName: "file"))
+    var cacert: String?
 
     func open() async throws -> any UserAdmin {
         if let server {
@@ -18,7 +20,7 @@ struct AdminOptions: ParsableArguments {
             guard let token else {
                 throw ClientError(.unauthorized, "no admin token for \(server): run `imctl login --server \(server) --user ADMIN` or give --token")
             }
-            return RemoteAdmin(api: APIClient(server: server, token: token))
+            return RemoteAdmin(api: APIClient(server: server, token: token, caCertificatePath: Defaults.resolveCACert(cacert)))
         }
         try store.validateDatabase()
         return LocalAdmin(store: try await store.open())

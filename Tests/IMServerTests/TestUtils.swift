@@ -38,12 +38,14 @@ final class TestServer: Sendable {
         }
     }
 
-    static func start(maxMessageBytes: Int = 65536, compression: Bool = true, port: Int = 0, directory: URL? = nil) async throws -> TestServer {
+    static func start(maxMessageBytes: Int = 65536, compression: Bool = true, port: Int = 0, directory: URL? = nil,
+                      tls: (certificate: String, key: String)? = nil) async throws -> TestServer {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("imctl-server-\(UUID().uuidString)")
         let store = try await SQLiteStore.open(path: dir.appendingPathComponent("imctl.db").path)
         var logger = Logger(label: "test.server")
         logger.logLevel = ProcessInfo.processInfo.environment["IMCTL_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
-        let configuration = ServerConfiguration(host: "127.0.0.1", port: port, maxMessageBytes: maxMessageBytes, compression: compression)
+        let configuration = ServerConfiguration(host: "127.0.0.1", port: port, maxMessageBytes: maxMessageBytes, compression: compression,
+                                                tlsCertificatePath: tls?.certificate, tlsKeyPath: tls?.key)
         do {
             let background = try await BackgroundServer.start(configuration, store: store, logger: logger)
             return TestServer(store: store, background: background, directory: dir)
@@ -118,13 +120,18 @@ func startListener(_ configuration: ClientConfiguration, scopes: [Subscription.S
     let (ready, readyContinuation) = AsyncStream.makeStream(of: Void.self)
     let listener = Listener(configuration: configuration, scopes: scopes, start: start, logger: quietLogger)
     let task = Task {
+        defer { readyContinuation.finish() }
         try await listener.run(onReady: { readyContinuation.yield() }) { m in
             collector.add(m)
             return limit.map { collector.messages.count < $0 } ?? true
         }
     }
     var it = ready.makeAsyncIterator()
-    _ = await it.next()
+    if await it.next() == nil {
+        // The listener ended before it was live: surface its error rather than wait forever.
+        try await task.value
+        throw ClientError(.server, "the listener ended before it was live")
+    }
     return (task, collector)
 }
 
