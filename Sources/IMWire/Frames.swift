@@ -58,6 +58,31 @@ private struct RawClientFrame: Decodable {
     var ref: String?
 }
 
+extension RawClientFrame {
+    /// The fast path for well-formed flat frames; nil sends the frame through Foundation's decoder, which
+    /// also words the errors. Unknown fields are ignored, as by the decoder.
+    init?(fast bytes: some Collection<UInt8>) {
+        guard let members = FlatJSON.parse(contiguous: bytes) else { return nil }
+        for (key, value) in members {
+            switch (key, value) {
+            case (_, .null): continue
+            case ("op", .string(let v)): op = v
+            case ("token", .string(let v)): token = v
+            case ("id", .string(let v)): id = v
+            case ("to", .string(let v)): to = v
+            case ("body", .string(let v)): body = v
+            case ("after", .int(let v)): after = v
+            case ("after_id", .int(let v)): after_id = v
+            case ("history", .int(let v)): history = Int(exactly: v)
+            case ("ref", .string(let v)): ref = v
+            case ("op", _), ("token", _), ("id", _), ("to", _), ("body", _), ("after", _), ("after_id", _), ("history", _), ("ref", _):
+                return nil
+            default: continue
+            }
+        }
+    }
+}
+
 extension ClientFrame {
     /// Decodes one client frame, checking types, names and the body limit.
     /// - Parameters:
@@ -66,7 +91,7 @@ extension ClientFrame {
     public static func decode(_ bytes: some Collection<UInt8>, maxBodyBytes: Int) throws(WireError) -> ClientFrame {
         let raw: RawClientFrame
         do {
-            raw = try JSONDecoder().decode(RawClientFrame.self, from: Data(bytes))
+            raw = try RawClientFrame(fast: bytes) ?? JSONDecoder().decode(RawClientFrame.self, from: Data(bytes))
         } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
             throw .badJSON("frame is not a JSON object")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
@@ -246,7 +271,7 @@ public enum ServerFrame: Sendable, Equatable {
         }
     }
 
-    private struct Raw: Decodable {
+    fileprivate struct Raw: Decodable {
         var op: String
         var user: String?
         var cid: String?
@@ -264,7 +289,8 @@ public enum ServerFrame: Sendable, Equatable {
     }
 
     /// `id` is a number on messages and acks and a string on errors.
-    private enum RawID: Decodable {
+    fileprivate typealias RawFrame = Raw
+    fileprivate enum RawID: Decodable {
         case number(Int64)
         case text(String)
         init(from decoder: any Decoder) throws {
@@ -279,7 +305,7 @@ public enum ServerFrame: Sendable, Equatable {
     public static func decode(_ bytes: some Collection<UInt8>) throws(WireError) -> ServerFrame {
         let raw: Raw
         do {
-            raw = try JSONDecoder().decode(Raw.self, from: Data(bytes))
+            raw = try Raw(fast: bytes) ?? JSONDecoder().decode(Raw.self, from: Data(bytes))
         } catch {
             throw .badJSON("server sent a frame that is not valid: \(error)")
         }
@@ -303,5 +329,39 @@ public enum ServerFrame: Sendable, Equatable {
         case "pong": return .pong(ref: raw.ref)
         default: throw .unknownOp(raw.op)
         }
+    }
+}
+
+extension ServerFrame.Raw {
+    /// The fast path for the server's own flat frames (every `msg` and `ack`); nil falls back to the decoder.
+    init?(fast bytes: some Collection<UInt8>) {
+        guard let members = FlatJSON.parse(contiguous: bytes) else { return nil }
+        var op: String?
+        for (key, value) in members {
+            switch (key, value) {
+            case (_, .null): continue
+            case ("op", .string(let v)): op = v
+            case ("user", .string(let v)): user = v
+            case ("cid", .string(let v)): cid = v
+            case ("id", .int(let v)): id = .number(v)
+            case ("id", .string(let v)): id = .text(v)
+            case ("room", .string(let v)): room = v
+            case ("seq", .int(let v)): seq = v
+            case ("ts", .string(let v)): ts = v
+            case ("from", .string(let v)): from = v
+            case ("body", .string(let v)): body = v
+            case ("to", .string(let v)): to = v
+            case ("code", .string(let v)): code = v
+            case ("message", .string(let v)): message = v
+            case ("duplicate", .bool(let v)): duplicate = v
+            case ("ref", .string(let v)): ref = v
+            case ("op", _), ("user", _), ("cid", _), ("id", _), ("room", _), ("seq", _), ("ts", _), ("from", _), ("body", _), ("to", _),
+                 ("code", _), ("message", _), ("duplicate", _), ("ref", _):
+                return nil
+            default: continue
+            }
+        }
+        guard let op else { return nil }
+        self.op = op
     }
 }
