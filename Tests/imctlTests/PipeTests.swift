@@ -9,8 +9,10 @@ import Testing
             try await sb.startServer()
             try await sb.addUser("alice")
             let token = try await sb.token("alice")
-            let send = try await sb.imctl(["send", "r", "--lines", "--token", token], stdin: Data((1...50).map { "line \($0)\n" }.joined().utf8))
+            let send = try await sb.imctl(["send", "r", "--lines", "--token", token], stdin: Data((1...5000).map { "line \($0)\n" }.joined().utf8))
             #expect(send.status == 0, "\(send)")
+            // 5,000 lines (~200 KB) overflow the 64 KB pipe buffer, so the listener writes after `head` has gone
+            // however the two processes are scheduled.
             let pipeline = try Child(executable: URL(fileURLWithPath: "/bin/bash"),
                                      ["-c", "set -o pipefail; \"$0\" listen r --since 0 --token \"$1\" | head -n 1", imctlBinary.path, token],
                                      env: sb.environment())
