@@ -89,8 +89,9 @@ enum Link {
                     if case .error(let code, let message, _) = frame {
                         throw ClientError.fromServer(code, message)
                     }
-                    if case .authed(let user) = frame {
-                        authed = Authed(user: user, maxMessageBytes: Self.maxBytes(in: text) ?? 65536)
+                    if case .authed(let user, let maxMessageBytes) = frame {
+                        // Servers that do not say are taken to have the default limit.
+                        authed = Authed(user: user, maxMessageBytes: maxMessageBytes ?? 65536)
                         break
                     }
                 }
@@ -126,9 +127,4 @@ enum Link {
         return text
     }
 
-    /// `max_message_bytes` of an `authed` frame (older servers may not send it).
-    private static func maxBytes(in text: String) -> Int? {
-        guard let r = text.range(of: "\"max_message_bytes\":") else { return nil }
-        return Int(text[r.upperBound...].prefix { $0.isNumber })
-    }
 }

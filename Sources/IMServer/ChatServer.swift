@@ -72,11 +72,7 @@ public final class ChatServer: Service, Sendable {
     }
 
     func authedFrame(_ user: UserRecord) -> String {
-        var w = JSONObjectWriter()
-        w.add("op", "authed")
-        w.add("user", user.name)
-        w.add("max_message_bytes", Int64(configuration.maxMessageBytes))
-        return w.finish()
+        ServerFrame.authed(user: user.name, maxMessageBytes: configuration.maxMessageBytes).encoded()
     }
 
     public func run() async throws {

@@ -237,7 +237,8 @@ public struct Ack: Sendable, Equatable, Codable {
 
 /// A frame the server sends to a client.
 public enum ServerFrame: Sendable, Equatable {
-    case authed(user: String)
+    /// Signed in; `maxMessageBytes` is the server's body limit, so clients can check before sending.
+    case authed(user: String, maxMessageBytes: Int?)
     case ack(Ack)
     case message(MessageView)
     /// Sent after a subscription's replay: live messages follow. `seq` is the position reached (the
@@ -249,8 +250,10 @@ public enum ServerFrame: Sendable, Equatable {
     /// Encodes the frame as JSON text.
     public func encoded() -> String {
         switch self {
-        case .authed(let user):
-            var w = JSONObjectWriter(); w.add("op", "authed"); w.add("user", user); return w.finish()
+        case .authed(let user, let maxMessageBytes):
+            var w = JSONObjectWriter(); w.add("op", "authed"); w.add("user", user)
+            if let maxMessageBytes { w.add("max_message_bytes", Int64(maxMessageBytes)) }
+            return w.finish()
         case .ack(let a):
             var w = JSONObjectWriter()
             w.add("op", "ack"); w.add("cid", a.cid); w.add("id", a.id); w.add("room", a.room); w.add("seq", a.seq); w.add("ts", a.ts)
@@ -286,6 +289,7 @@ public enum ServerFrame: Sendable, Equatable {
         var message: String?
         var duplicate: Bool?
         var ref: String?
+        var max_message_bytes: Int64?
     }
 
     /// `id` is a number on messages and acks and a string on errors.
@@ -314,7 +318,7 @@ public enum ServerFrame: Sendable, Equatable {
             return v
         }
         switch raw.op {
-        case "authed": return .authed(user: try need(raw.user, "user"))
+        case "authed": return .authed(user: try need(raw.user, "user"), maxMessageBytes: raw.max_message_bytes.flatMap { Int(exactly: $0) })
         case "ack":
             return .ack(Ack(cid: try need(raw.cid, "cid"), id: try need(raw.id?.number, "id"), room: try need(raw.room, "room"),
                             seq: try need(raw.seq, "seq"), ts: try need(raw.ts, "ts"), duplicate: raw.duplicate ?? false))
@@ -355,8 +359,9 @@ extension ServerFrame.Raw {
             case ("message", .string(let v)): message = v
             case ("duplicate", .bool(let v)): duplicate = v
             case ("ref", .string(let v)): ref = v
+            case ("max_message_bytes", .int(let v)): max_message_bytes = v
             case ("op", _), ("user", _), ("cid", _), ("id", _), ("room", _), ("seq", _), ("ts", _), ("from", _), ("body", _), ("to", _),
-                 ("code", _), ("message", _), ("duplicate", _), ("ref", _):
+                 ("code", _), ("message", _), ("duplicate", _), ("ref", _), ("max_message_bytes", _):
                 return nil
             default: continue
             }

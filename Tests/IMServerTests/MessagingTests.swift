@@ -73,8 +73,9 @@ import NIOWebSocket
         try await withServer { server in
             let token = try await server.user("alice")
             try await withRawClient(server, headers: [("Authorization", "Bearer \(token)")]) { s in
-                guard case .authed(let user) = try await s.next() else { Issue.record("no authed frame"); return }
+                guard case .authed(let user, let limit) = try await s.next() else { Issue.record("no authed frame"); return }
                 #expect(user == "alice")
+                #expect(limit == 65536)
                 try await s.send(ClientFrame.send(id: "same", to: .room("r"), body: "first").encoded())
                 guard case .ack(let first) = try await s.next() else { Issue.record("no ack"); return }
                 try await s.send(ClientFrame.send(id: "same", to: .room("r"), body: "second").encoded())

@@ -79,7 +79,8 @@ import Testing
 @Suite struct ServerFrameTests {
     @Test func roundTrip() throws {
         let frames: [ServerFrame] = [
-            .authed(user: "alice"),
+            .authed(user: "alice", maxMessageBytes: 65536),
+            .authed(user: "bob", maxMessageBytes: nil),
             .ack(Ack(cid: "c1", id: 10, room: "general", seq: 3, ts: "2026-01-01T00:00:00.000Z", duplicate: false)),
             .ack(Ack(cid: "c1", id: 10, room: "@bob", seq: 3, ts: "2026-01-01T00:00:00.000Z", duplicate: true)),
             .message(MessageView(id: 1, room: "@bob", seq: 1, from: "bob", ts: "2026-01-01T00:00:00.000Z", body: "a\"b\\c\nd")),
