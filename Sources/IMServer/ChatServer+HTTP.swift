@@ -2,7 +2,6 @@ import Prometheus
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdWebSocket
 import IMStorage
 import IMWire
 import NIOCore
@@ -82,8 +81,11 @@ extension ChatServer {
         return error
     }
 
-    func addRoutes(to router: Router<BasicWebSocketRequestContext>) {
+    func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in Self.json(#"{"status":"ok"}"#) }
+        router.get(RouterPath(ChatUpgrader.path)) { _, _ -> Response in
+            throw HTTPError(.upgradeRequired, headers: [.upgrade: "websocket"], message: "a WebSocket endpoint: connect with ws:// (see docs/PROTOCOL.md)")
+        }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: self.metrics.render())))
@@ -114,7 +116,7 @@ extension ChatServer {
             do { target = try Target(parsing: to) } catch { throw HTTPError(.badRequest, message: "\(error)") }
             let after = Int64(q.get("after") ?? "0") ?? 0
             let limit = min(max(Int(q.get("limit") ?? "100") ?? 100, 1), 10_000)
-            let messages = try await self.store.messages(in: ConversationKey(target: target, user: user.name), afterSeq: after, limit: limit)
+            let messages = try await self.messages(in: ConversationKey(target: target, user: user.name), afterSeq: after, limit: limit)
             let lines = messages.map { $0.view(for: user.name).jsonLine() }.joined(separator: ",")
             return Self.json("{\"messages\":[\(lines)]}")
         }
@@ -175,16 +177,14 @@ extension ChatServer {
         guard cid.utf8.count <= maxClientIDLength else { throw HTTPError(.badRequest, message: "'id' is too long") }
         let message = NewMessage(conversation: ConversationKey(target: target, user: user.name), sender: user.name, clientID: cid,
                                  body: body, ts: Timestamp.nowMillis())
-        let outcome = try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendOutcome, any Error>) in
-            committer.submit(message) { c.resume(with: $0) }
-        }
+        let outcome = try await committer.submit(message)
         let m = outcome.message
         let ack = Ack(cid: cid, id: m.id, room: m.conversation.label(for: user.name), seq: m.seq, ts: Timestamp.rfc3339(millis: m.ts),
                       duplicate: outcome.duplicate)
         return Self.json(ack.jsonLine(), status: outcome.duplicate ? .ok : .created)
     }
 
-    private func addAdminRoutes(to router: Router<BasicWebSocketRequestContext>) {
+    private func addAdminRoutes(to router: Router<BasicRequestContext>) {
         let users = router.group("/v1/users")
         users.get { request, _ in
             _ = try await self.authorizeAdmin(request)

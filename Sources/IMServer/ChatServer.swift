@@ -4,8 +4,6 @@ import HTTPTypes
 public import IMStorage
 import IMWire
 import Hummingbird
-import HummingbirdWebSocket
-import HummingbirdWSCompression
 import HummingbirdTLS
 import HummingbirdCore
 import NIOSSL
@@ -25,13 +23,14 @@ public final class ChatServer: Service, Sendable {
     let logger: Logger
     let metrics = ServerMetrics()
     let hub: Hub
+    let history: HistoryCache
     let committer: GroupCommitter
     let throttle = LoginThrottle()
     private let onReady: @Sendable (Int) async -> Void
 
     private struct Registry {
         var next = 0
-        var outboxes: [Int: Outbox] = [:]
+        var connections: [Int: ChatConnection] = [:]
         var closing = false
         var emptyWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -47,68 +46,37 @@ public final class ChatServer: Service, Sendable {
         self.onReady = onReady
         let hub = Hub(metrics: metrics)
         self.hub = hub
-        self.committer = GroupCommitter(store: store, metrics: metrics, logger: logger) { hub.publish($0) }
+        self.history = HistoryCache(maxBytes: configuration.historyCacheBytes)
+        self.committer = GroupCommitter(store: store, hub: hub, history: history, metrics: metrics, logger: logger)
     }
 
     var isClosing: Bool { registry.withLock { $0.closing } }
 
-    func register(_ outbox: Outbox) -> Int? {
+    /// Records an open connection so that shutdown can close it; nil once shutdown has begun.
+    func register(_ connection: ChatConnection) -> Int? {
         registry.withLock { r in
             guard !r.closing else { return nil }
             r.next += 1
-            r.outboxes[r.next] = outbox
+            r.connections[r.next] = connection
             return r.next
         }
     }
 
     func unregister(_ id: Int) {
         let waiters = registry.withLock { r -> [CheckedContinuation<Void, Never>] in
-            r.outboxes[id] = nil
-            guard r.outboxes.isEmpty else { return [] }
+            r.connections[id] = nil
+            guard r.connections.isEmpty else { return [] }
             defer { r.emptyWaiters = [] }
             return r.emptyWaiters
         }
         for w in waiters { w.resume() }
     }
 
-    func authedFrame(_ user: UserRecord) -> String {
-        ServerFrame.authed(user: user.name, maxMessageBytes: configuration.maxMessageBytes).encoded()
-    }
-
     public func run() async throws {
-        let router = Router(context: BasicWebSocketRequestContext.self)
+        let router = Router(context: BasicRequestContext.self)
         addRoutes(to: router)
-        router.ws("/v1/ws", onUpgrade: { inbound, outbound, context in
-            // Registered first, so that a shutdown that starts while we check the token still closes us with 1001.
-            let outbox = Outbox()
-            guard let id = self.register(outbox) else {
-                try await outbound.close(.goingAway, reason: "server shutting down")
-                return
-            }
-            defer { self.unregister(id) }
-            // A bad token in the header is answered after the upgrade, with an error frame and 1008, because a
-            // refused upgrade reaches WebSocket clients only as a bare failure without a reason.
-            var user: UserRecord?
-            if let token = Self.bearerToken(context.request.headers) {
-                user = try? await self.store.authenticate(tokenHash: Credentials.tokenHash(token), now: Timestamp.nowMillis())
-                if user == nil {
-                    try await outbound.write(.text(ServerFrame.error(code: .unauthorized, message: "invalid, expired or revoked token",
-                                                                     id: nil).encoded()))
-                    try await outbound.close(.policyViolation, reason: "not authorised")
-                    return
-                }
-            }
-            try await Connection.run(server: self, outbox: outbox, inbound: inbound, outbound: outbound, user: user,
-                                     logger: context.logger)
-        })
-        var extensions: [WebSocketExtensionFactory] = []
-        if configuration.compression {
-            extensions.append(.perMessageDeflate(maxDecompressedFrameSize: configuration.maxFrameBytes))
-        }
-        let ws = WebSocketServerConfiguration(maxFrameSize: configuration.maxFrameBytes, extensions: extensions,
-                                              autoPing: .enabled(timePeriod: .seconds(30)), closeTimeout: .seconds(5), validateUTF8: true)
         let onReady = self.onReady
-        var server: HTTPServerBuilder = .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: ws))
+        var server = HTTPServerBuilder { responder in ChatChannel(responder: responder, server: self) }
         if let tls = try configuration.tlsConfiguration() {
             server = try .tls(server, tlsConfiguration: tls)
         }
@@ -164,14 +132,14 @@ public final class ChatServer: Service, Sendable {
     private func closeConnections() async {
         registry.withLock { $0.closing = true }
         await committer.drain()
-        let outboxes = registry.withLock { Array($0.outboxes.values) }
-        for o in outboxes { o.close(.goingAway, reason: "server shutting down") }
+        let connections = registry.withLock { Array($0.connections.values) }
+        for c in connections { c.eventLoop.execute { c.shutdown() } }
         // Give clients a moment to answer the close; a stuck one does not hold up the exit.
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let empty = self.registry.withLock { r -> Bool in
-                        if r.outboxes.isEmpty { return true }
+                        if r.connections.isEmpty { return true }
                         r.emptyWaiters.append(c)
                         return false
                     }
@@ -189,11 +157,13 @@ public final class ChatServer: Service, Sendable {
             for w in waiters { w.resume() }
         }
     }
+}
 
+extension ChatServer {
     static func bearerToken(_ headers: HTTPFields) -> String? {
         guard let value = headers[.authorization] else { return nil }
         let parts = value.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return String(parts[1]).trimmingCharacters(in: .whitespaces)
+        return String(parts[1]).trimmingWhitespace()
     }
 }

@@ -5,14 +5,20 @@ import Synchronization
 
 /// Collects sends from every connection and commits them many per transaction, in arrival order.
 ///
-/// Each message is answered only after its transaction commits; then the committed messages are
-/// handed to `onCommit` (the hub's fan-out) in commit order.
+/// Each message is answered only after its transaction commits; then the batch goes to the hub, which
+/// fans the new messages out and acks every send, one task per event loop.
 final class GroupCommitter: Sendable {
-    typealias Completion = @Sendable (Result<AppendOutcome, any Error>) -> Void
+    /// Who waits for a send's answer.
+    enum Origin: Sendable {
+        /// A WebSocket connection; `cid` is the send's client id.
+        case connection(ChatConnection, cid: String)
+        /// Anything else (the HTTP API): called with the outcome.
+        case callback(@Sendable (Result<AppendOutcome, any Error>) -> Void)
+    }
 
     private struct Pending: Sendable {
         var message: NewMessage
-        var done: Completion
+        var origin: Origin
     }
 
     private struct State: ~Copyable {
@@ -25,25 +31,34 @@ final class GroupCommitter: Sendable {
 
     private let store: any ChatStore
     private let state = Mutex(State())
-    private let onCommit: @Sendable ([StoredMessage]) -> Void
+    private let hub: Hub
+    private let history: HistoryCache
     private let metrics: ServerMetrics
     private let logger: Logger
 
-    init(store: any ChatStore, metrics: ServerMetrics, logger: Logger, onCommit: @escaping @Sendable ([StoredMessage]) -> Void) {
+    init(store: any ChatStore, hub: Hub, history: HistoryCache, metrics: ServerMetrics, logger: Logger) {
         self.store = store
+        self.hub = hub
+        self.history = history
         self.metrics = metrics
         self.logger = logger
-        self.onCommit = onCommit
     }
 
-    /// Queues a message; `done` runs once it is durable (or failed).
-    func submit(_ message: NewMessage, done: @escaping Completion) {
+    /// Queues a message; its origin is answered once it is durable (or failed).
+    func submit(_ message: NewMessage, origin: Origin) {
         let waiter: CheckedContinuation<Void, Never>? = state.withLock { s in
-            s.queue.append(Pending(message: message, done: done))
+            s.queue.append(Pending(message: message, origin: origin))
             defer { s.waiter = nil }
             return s.waiter
         }
         waiter?.resume()
+    }
+
+    /// Queues a message and waits for its outcome.
+    func submit(_ message: NewMessage) async throws -> AppendOutcome {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendOutcome, any Error>) in
+            submit(message, origin: .callback { c.resume(with: $0) })
+        }
     }
 
     /// Waits until everything submitted so far is committed and answered.
@@ -70,6 +85,8 @@ final class GroupCommitter: Sendable {
 
     /// The commit loop; returns after `stop()` once the queue is empty.
     func run() async {
+        // Frames are encoded here, by the one committer, so the encoder's caches need no lock.
+        var encoder = FrameEncoder()
         while true {
             await withCheckedContinuation { (w: CheckedContinuation<Void, Never>) in
                 let ready = state.withLock { s -> Bool in
@@ -96,13 +113,15 @@ final class GroupCommitter: Sendable {
                 metrics.commitDuration.record(ContinuousClock.now - start)
                 metrics.batchSize.record(Double(batch.count))
                 let fresh = outcomes.filter { !$0.duplicate }.map(\.message)
+                let duplicates = outcomes.count - fresh.count
+                if duplicates > 0 { metrics.duplicates.increment(by: Int64(duplicates)) }
                 metrics.messagesStored.increment(by: Int64(fresh.count))
-                if !fresh.isEmpty { onCommit(fresh) }
-                for (p, o) in zip(batch, outcomes) { p.done(.success(o)) }
+                history.append(fresh)
+                hub.publish(fresh: fresh, answers: zip(batch, outcomes).map { ($0.origin, $1) }, encoder: &encoder)
             } catch {
                 logger.error("commit of \(batch.count) messages failed: \(error)")
                 metrics.commitFailures.increment()
-                for p in batch { p.done(.failure(error)) }
+                hub.publish(fresh: [], answers: batch.map { ($0.origin, nil) }, encoder: &encoder)
             }
             let idle = state.withLock { s -> [CheckedContinuation<Void, Never>] in
                 s.busy = false

@@ -1,94 +1,23 @@
 import Prometheus
 import IMStorage
 import IMWire
+import NIOCore
 import Synchronization
 
-/// One connection's subscription to one conversation (or to all its user's direct conversations).
+/// Who follows what, and the fan-out of committed batches to them.
 ///
-/// While the stored history is replayed, live messages are held back; then those after the last
-/// replayed position are sent, so the reader sees every message once, in order, with no gap.
-final class Subscriber: Sendable {
-    /// What the subscriber follows.
-    enum Scope: Hashable, Sendable {
-        case conversation(ConversationKey)
-        /// Every direct conversation of this user; positions are message ids, not seqs.
-        case allDirect(String)
-    }
-
-    let scope: Scope
-    let reader: String
-    let outbox: Outbox
-    private struct State {
-        var replaying = true
-        var held: [StoredMessage] = []
-        var last: Int64 = 0
-        var cancelled = false
-    }
-    private let state = Mutex(State())
-
-    init(scope: Scope, reader: String, outbox: Outbox) {
-        self.scope = scope
-        self.reader = reader
-        self.outbox = outbox
-    }
-
-    private func position(_ m: StoredMessage) -> Int64 {
-        if case .allDirect = scope { return m.id }
-        return m.seq
-    }
-
-    /// Delivers a live message; `frame` is its encoded `msg` frame for this reader.
-    func deliver(_ m: StoredMessage, frame: String) -> Bool {
-        state.withLock { s in
-            if s.cancelled { return false }
-            if s.replaying {
-                s.held.append(m)
-                return false
-            }
-            let p = position(m)
-            guard p > s.last else { return false }
-            s.last = p
-            outbox.send(frame)
-            return true
-        }
-    }
-
-    /// Sends one replayed message (during replay only).
-    func replayed(_ m: StoredMessage) {
-        state.withLock { s in
-            s.last = position(m)
-        }
-        outbox.send(ServerFrame.message(m.view(for: reader)).encoded())
-    }
-
-    /// Ends the replay at position `last`: sends `subscribed` naming the position reached, then the
-    /// held-back messages after it. The client resumes after the last position it has seen.
-    func goLive(after last: Int64, label: String) {
-        state.withLock { s in
-            s.last = max(s.last, last)
-            outbox.send(ServerFrame.subscribed(to: label, seq: s.last).encoded())
-            for m in s.held where position(m) > s.last {
-                s.last = position(m)
-                outbox.send(ServerFrame.message(m.view(for: reader)).encoded())
-            }
-            s.held = []
-            s.replaying = false
-        }
-    }
-
-    /// Position of the last message sent.
-    var last: Int64 { state.withLock { $0.last } }
-
-    func cancel() {
-        state.withLock { $0.cancelled = true; $0.held = [] }
-    }
-}
-
-/// Who follows what, and the fan-out of committed messages to them.
+/// Each committed message is framed once per label (once for a room, once per side for a direct
+/// conversation) into a `Chunk`; then, for every event loop with readers or senders in the batch, one
+/// task appends the shared bytes and the acks to each connection on that loop and flushes each touched
+/// connection once (nats-server's `flushClients`). No task or async write per reader.
 final class Hub: Sendable {
+    private struct Entry {
+        let connection: ChatConnection
+        let reader: String
+    }
     private struct State {
-        var byConversation: [ConversationKey: [ObjectIdentifier: Subscriber]] = [:]
-        var byDirectUser: [String: [ObjectIdentifier: Subscriber]] = [:]
+        var byConversation: [ConversationKey: [ObjectIdentifier: Entry]] = [:]
+        var byDirectUser: [String: [ObjectIdentifier: Entry]] = [:]
     }
     private let state = Mutex(State())
     private let metrics: ServerMetrics
@@ -97,56 +26,140 @@ final class Hub: Sendable {
         self.metrics = metrics
     }
 
-    func add(_ s: Subscriber) {
+    func add(_ c: ChatConnection, reader: String, _ feed: Feed) {
         state.withLock { st in
-            switch s.scope {
-            case .conversation(let key): st.byConversation[key, default: [:]][ObjectIdentifier(s)] = s
-            case .allDirect(let user): st.byDirectUser[user, default: [:]][ObjectIdentifier(s)] = s
+            switch feed {
+            case .conversation(let key): st.byConversation[key, default: [:]][ObjectIdentifier(c)] = Entry(connection: c, reader: reader)
+            case .allDirect(let user): st.byDirectUser[user, default: [:]][ObjectIdentifier(c)] = Entry(connection: c, reader: reader)
             }
         }
     }
 
-    func remove(_ s: Subscriber) {
-        s.cancel()
+    func remove(_ c: ChatConnection, _ feed: Feed) {
         state.withLock { st in
-            switch s.scope {
+            switch feed {
             case .conversation(let key):
-                st.byConversation[key]?[ObjectIdentifier(s)] = nil
+                st.byConversation[key]?[ObjectIdentifier(c)] = nil
                 if st.byConversation[key]?.isEmpty == true { st.byConversation[key] = nil }
             case .allDirect(let user):
-                st.byDirectUser[user]?[ObjectIdentifier(s)] = nil
+                st.byDirectUser[user]?[ObjectIdentifier(c)] = nil
                 if st.byDirectUser[user]?.isEmpty == true { st.byDirectUser[user] = nil }
             }
         }
     }
 
-    /// Fans committed messages out, in commit order. A message is encoded once per distinct label
-    /// (once for a room; once per side for a direct conversation) and the same text goes to every reader.
-    func publish(_ messages: [StoredMessage]) {
-        var delivered: Int64 = 0
-        for m in messages {
-            let subscribers: [Subscriber] = state.withLock { st in
-                var all = st.byConversation[m.conversation].map { Array($0.values) } ?? []
-                if case .direct(let a, let b) = m.conversation {
-                    if let s = st.byDirectUser[a] { all += s.values }
-                    if a != b, let s = st.byDirectUser[b] { all += s.values }
-                }
-                return all
-            }
-            guard !subscribers.isEmpty else { continue }
-            var frames: [String: String] = [:]
-            for s in subscribers {
-                let label = m.conversation.label(for: s.reader)
-                let frame: String
-                if let f = frames[label] {
-                    frame = f
+    /// The work for one event loop from one batch.
+    private struct LoopWork {
+        let loop: any EventLoop
+        var deliveries: [(ChatConnection, Feed, Chunk)] = []
+        var answers: [ObjectIdentifier: (connection: ChatConnection, frames: ByteBuffer, count: Int)] = [:]
+    }
+
+    /// Fans out `fresh` (the batch's new messages, in commit order) and answers every send of the batch.
+    /// - Parameter answers: per send, in submission order: its origin and its ack (or nil when the
+    ///   commit failed).
+    func publish(fresh: [StoredMessage], answers: [(GroupCommitter.Origin, AppendOutcome?)], encoder: inout FrameEncoder) {
+        var work: [ObjectIdentifier: LoopWork] = [:]
+        func add(_ c: ChatConnection, _ feed: Feed, _ chunk: Chunk) {
+            work[ObjectIdentifier(c.eventLoop), default: LoopWork(loop: c.eventLoop)].deliveries.append((c, feed, chunk))
+        }
+        if !fresh.isEmpty { collectDeliveries(fresh, encoder: &encoder, add: add) }
+        for (origin, outcome) in answers {
+            switch origin {
+            case .callback(let done):
+                done(outcome.map { .success($0) } ?? .failure(StoreUnavailable()))
+            case .connection(let c, let cid):
+                let key = ObjectIdentifier(c.eventLoop)
+                var loopWork = work.removeValue(forKey: key) ?? LoopWork(loop: c.eventLoop)
+                var entry = loopWork.answers[ObjectIdentifier(c)] ?? (c, ByteBuffer(), 0)
+                if let outcome {
+                    let m = outcome.message
+                    encoder.appendAck(cid: cid, message: m, label: m.conversation.label(for: m.sender), duplicate: outcome.duplicate,
+                                      into: &entry.frames)
                 } else {
-                    frame = ServerFrame.message(m.view(for: s.reader)).encoded()
-                    frames[label] = frame
+                    let frame = ServerFrame.error(code: .unavailable, message: "the store could not commit the message; retry with the same id",
+                                                  id: cid).encoded()
+                    WebSocketWire.writeHeader(opcode: WebSocketWire.text, length: frame.utf8.count, into: &entry.frames)
+                    entry.frames.writeString(frame)
                 }
-                if s.deliver(m, frame: frame) { delivered += 1 }
+                entry.count += 1
+                loopWork.answers[ObjectIdentifier(c)] = entry
+                work[key] = loopWork
             }
         }
-        if delivered > 0 { metrics.messagesDelivered.increment(by: delivered) }
+        let metrics = self.metrics
+        for (_, w) in work {
+            w.loop.execute {
+                var touched: [ChatConnection] = []
+                touched.reserveCapacity(w.deliveries.count + w.answers.count)
+                var delivered = 0
+                for (c, feed, chunk) in w.deliveries {
+                    let n = c.deliver(chunk, to: feed)
+                    if n > 0 {
+                        delivered += n
+                        touched.append(c)
+                    }
+                }
+                for (_, a) in w.answers {
+                    a.connection.answered(a.frames, count: a.count)
+                    touched.append(a.connection)
+                }
+                for c in touched { c.flush() }
+                if delivered > 0 { metrics.messagesDelivered.increment(by: Int64(delivered)) }
+            }
+        }
     }
+
+    private func collectDeliveries(_ fresh: [StoredMessage], encoder: inout FrameEncoder, add: (ChatConnection, Feed, Chunk) -> Void) {
+        // The batch's messages per conversation, in commit order.
+        var order: [ConversationKey] = []
+        var byConversation: [ConversationKey: [StoredMessage]] = [:]
+        for m in fresh {
+            if byConversation[m.conversation] == nil { order.append(m.conversation) }
+            byConversation[m.conversation, default: []].append(m)
+        }
+        let (followers, directFollowers) = state.withLock { st -> ([ConversationKey: [Entry]], [String: [Entry]]) in
+            var f: [ConversationKey: [Entry]] = [:]
+            var d: [String: [Entry]] = [:]
+            for key in order {
+                if let s = st.byConversation[key] { f[key] = Array(s.values) }
+                if case .direct(let a, let b) = key {
+                    for u in [a, b] where d[u] == nil { if let s = st.byDirectUser[u] { d[u] = Array(s.values) } }
+                }
+            }
+            return (f, d)
+        }
+        for key in order {
+            guard let entries = followers[key] else { continue }
+            let messages = byConversation[key]!
+            var chunks: [String: Chunk] = [:]
+            for e in entries {
+                let label = key.label(for: e.reader)
+                let chunk: Chunk
+                if let c = chunks[label] {
+                    chunk = c
+                } else {
+                    var c = Chunk(capacity: messages.count * 256)
+                    for m in messages { c.append(m, label: label, encoder: &encoder) }
+                    chunks[label] = c
+                    chunk = c
+                }
+                add(e.connection, .conversation(key), chunk)
+            }
+        }
+        // Readers of all their direct conversations get them in id order, across conversations.
+        for (user, entries) in directFollowers {
+            var chunk = Chunk()
+            for m in fresh where m.conversation.isDirect && m.conversation.admits(user) {
+                chunk.append(m, label: m.conversation.label(for: user), encoder: &encoder)
+            }
+            guard !chunk.isEmpty else { continue }
+            for e in entries { add(e.connection, .allDirect(user), chunk) }
+        }
+    }
+}
+
+/// The store could not commit a batch; its sends may be retried with the same ids.
+struct StoreUnavailable: Error, CustomStringConvertible {
+    var description: String { "the store could not commit the message; retry with the same id" }
 }

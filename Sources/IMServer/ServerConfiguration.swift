@@ -1,4 +1,5 @@
 import NIOSSL
+public import NIOCore
 
 /// A TLS certificate or key file that cannot be used.
 public struct TLSFileError: Error, CustomStringConvertible {
@@ -17,6 +18,14 @@ public struct ServerConfiguration: Sendable {
     public var maxMessageBytes: Int
     /// Offer permessage-deflate (RFC 7692) to clients that ask.
     public var compression: Bool
+    /// The largest LZ77 window for permessage-deflate, 9–15 bits: the server compresses with at most
+    /// this and asks clients that allow it to do the same. 15 gives the best ratio; each step down
+    /// halves the window (deflate memory is about `4 << bits` bytes per connection that compresses).
+    public var compressionWindowBits: Int
+    /// Bytes of recent messages kept in memory for history and resume (0 turns the cache off).
+    public var historyCacheBytes: Int
+    /// Bytes a connection may owe the network before it is cut as too slow.
+    public var maxPendingBytes: Int
     /// Paths of a PEM certificate chain and key; both or neither.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
@@ -24,17 +33,45 @@ public struct ServerConfiguration: Sendable {
     /// Most messages committed in one transaction. Large enough to amortise an fsync over a burst from
     /// hundreds of pipelined senders, small enough that one batch never holds up acks for long.
     public static let maxBatch = 2048
-    /// Frames queued for one slow connection before it is closed (it resumes after its last seq).
-    public static let maxQueuedFrames = 65_536
+    /// Default of `maxPendingBytes` (nats-server's `MAX_PENDING_SIZE` plays the same part): 8 MiB is
+    /// tens of thousands of chat messages, seconds of a busy room, so a reader that is merely slow
+    /// catches up, while a stuck one costs at most this much before it is cut (and resumes after its last
+    /// seq, losing nothing). Replays pause at three quarters of it.
+    public static let defaultMaxPendingBytes = 8 << 20
+    /// A reader whose backlog stays above three quarters of its bound this long is cut: its TCP window
+    /// is shut.
+    public static let writeTimeout: TimeAmount = .seconds(10)
+    /// Sends a connection may have in flight to the store before it stops being read: above the 4,096
+    /// `imctl send` pipelines, so that it never waits on this, yet a flood cannot grow the commit queue
+    /// without bound.
+    public static let maxUnackedSends = 8192
+    /// Frames held while a token or user lookup is in flight, before reading pauses.
+    public static let maxQueuedFrames = 1024
+    /// A WebSocket that has not signed in by then is closed.
+    public static let signInTimeout: TimeAmount = .seconds(10)
+    /// The server pings idle connections this often; one that sends nothing back in an interval is closed.
+    public static let pingInterval: TimeAmount = .seconds(30)
+    /// How long a close handshake may take before the TCP connection is closed anyway.
+    public static let closeTimeout: TimeAmount = .seconds(5)
+    /// Default of `historyCacheBytes`: 32 MiB holds the last ~200,000 short messages across all
+    /// conversations, enough for the resume storm after a restart of a proxy in front of a busy room.
+    public static let historyCacheBytes = 32 << 20
+    /// At most this many messages per conversation in the history cache (the replay page size × 4).
+    public static let historyCachePerConversation = 4000
     /// Messages read from the store per page while replaying history.
     public static let replayPage = 1000
 
     public init(host: String = "127.0.0.1", port: Int = 7700, maxMessageBytes: Int = 65536, compression: Bool = true,
+                compressionWindowBits: Int = 15, historyCacheBytes: Int = ServerConfiguration.historyCacheBytes,
+                maxPendingBytes: Int = ServerConfiguration.defaultMaxPendingBytes,
                 tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil) {
         self.host = host
         self.port = port
         self.maxMessageBytes = maxMessageBytes
         self.compression = compression
+        self.compressionWindowBits = compressionWindowBits
+        self.historyCacheBytes = historyCacheBytes
+        self.maxPendingBytes = maxPendingBytes
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsKeyPath = tlsKeyPath
     }
@@ -61,4 +98,10 @@ public struct ServerConfiguration: Sendable {
     /// Largest WebSocket message read: a body of the limit written entirely as JSON `\uXXXX` escapes,
     /// plus room for the other fields. Larger bodies still get a `too_large` error frame.
     var maxFrameBytes: Int { max(1 << 20, maxMessageBytes * 6 + 4096) }
+
+    /// The bounds each connection's state machine enforces.
+    var connectionLimits: ConnectionState.Limits {
+        .init(maxMessageBytes: maxMessageBytes, maxPendingBytes: maxPendingBytes, maxUnackedSends: Self.maxUnackedSends,
+              maxQueuedFrames: Self.maxQueuedFrames, signInTimeout: Self.signInTimeout, writeTimeout: Self.writeTimeout)
+    }
 }

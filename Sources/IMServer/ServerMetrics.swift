@@ -12,6 +12,9 @@ final class ServerMetrics: Sendable {
     let connections: Gauge
     let commitDuration: DurationHistogram
     let batchSize: ValueHistogram
+    let slowConsumers: Counter
+    let historyCacheHits: Counter
+    let historyStoreReads: Counter
     let logins: Counter
     let loginFailures: Counter
 
@@ -30,6 +33,10 @@ final class ServerMetrics: Sendable {
             help: "Time to commit one batch.")
         batchSize = registry.makeValueHistogram(name: "imctl_commit_batch_size", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048],
                                                 help: "Messages per committed transaction.")
+        slowConsumers = registry.makeCounter(name: "imctl_slow_consumers_total",
+                                             help: "Connections closed for falling too far behind (they resume after their last seq).")
+        historyCacheHits = registry.makeCounter(name: "imctl_history_cache_hits_total", help: "History reads answered from memory.")
+        historyStoreReads = registry.makeCounter(name: "imctl_history_store_reads_total", help: "History reads that went to the store.")
         logins = registry.makeCounter(name: "imctl_logins_total", help: "Successful password logins.")
         loginFailures = registry.makeCounter(name: "imctl_login_failures_total", help: "Refused password logins.")
     }

@@ -13,13 +13,12 @@ import Glibc
 /// Three connections: one for message appends (the group committer's), one for other writes, and one
 /// for reads, so that history reads never wait behind a commit.
 public final class SQLiteStore: ChatStore {
-    private let writer: SQLiteConnection
+    let writer: SQLiteConnection
     private let admin: SQLiteConnection
     private let reader: SQLiteConnection
-    private let appendLock = AsyncLock()
-    private let cache = ConversationCache()
-    /// Binds per INSERT statement stay well under SQLite's limit of 32766.
-    static let rowsPerInsert = 500
+    let appendLock = AsyncLock()
+    /// Conversation ids, next seqs and the next message id of the one writer (guarded by `appendLock`).
+    let writerState = WriterState()
 
     private init(writer: SQLiteConnection, admin: SQLiteConnection, reader: SQLiteConnection) {
         self.writer = writer
@@ -232,130 +231,9 @@ public final class SQLiteStore: ChatStore {
 
     // MARK: messages
 
-    public func append(_ batch: [NewMessage]) async throws -> [AppendOutcome] {
-        guard !batch.isEmpty else { return [] }
-        return try await appendLock.withLock {
-            _ = try await writer.query("BEGIN IMMEDIATE")
-            do {
-                let outcomes = try await appendInTransaction(batch)
-                _ = try await writer.query("COMMIT")
-                await cache.commit()
-                return outcomes
-            } catch {
-                _ = try? await writer.query("ROLLBACK")
-                await cache.rollback()
-                throw error
-            }
-        }
-    }
+    static let messageColumns = "m.id, c.key, m.seq, m.sender, m.client_id, m.ts, m.body"
 
-    private func appendInTransaction(_ batch: [NewMessage]) async throws -> [AppendOutcome] {
-        // 1. Earlier sends with the same (sender, client id): answer with the stored message.
-        var existing: [IdemKey: StoredMessage] = [:]
-        let bySender = Dictionary(grouping: batch, by: \.sender)
-        for (sender, messages) in bySender {
-            let ids = Array(Set(messages.map(\.clientID)))
-            for chunk in stride(from: 0, to: ids.count, by: Self.rowsPerInsert) {
-                let part = ids[chunk..<min(chunk + Self.rowsPerInsert, ids.count)]
-                let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
-                let rows = try await writer.query(
-                    """
-                    SELECT m.id, c.key, m.seq, m.sender, m.client_id, m.ts, m.body FROM messages m
-                    JOIN conversations c ON c.id = m.conv_id WHERE m.sender = ? AND m.client_id IN (\(marks))
-                    """, [.text(sender)] + part.map { .text($0) })
-                for row in rows {
-                    let m = Self.storedMessage(row)
-                    existing[IdemKey(sender: m.sender, clientID: m.clientID)] = m
-                }
-            }
-        }
-        // 2. Assign seqs in batch order, creating conversations on first use.
-        var outcomes: [AppendOutcome?] = Array(repeating: nil, count: batch.count)
-        var fresh: [(index: Int, convID: Int64, message: StoredMessage)] = []
-        var firstInBatch: [IdemKey: Int] = [:]
-        for (i, m) in batch.enumerated() {
-            let key = IdemKey(sender: m.sender, clientID: m.clientID)
-            if let stored = existing[key] {
-                outcomes[i] = AppendOutcome(message: stored, duplicate: true)
-                continue
-            }
-            if let earlier = firstInBatch[key] {
-                fresh.append((i, -1, StoredMessage(id: Int64(earlier), conversation: m.conversation, seq: 0, sender: m.sender,
-                                                   clientID: m.clientID, ts: m.ts, body: m.body)))
-                continue
-            }
-            firstInBatch[key] = i
-            let conv = try await conversation(m.conversation)
-            let seq = await cache.takeSeq(m.conversation.description)
-            fresh.append((i, conv, StoredMessage(id: 0, conversation: m.conversation, seq: seq, sender: m.sender,
-                                                 clientID: m.clientID, ts: m.ts, body: m.body)))
-        }
-        // 3. Insert the new ones, many rows per statement.
-        let inserts = fresh.filter { $0.convID >= 0 }
-        var ids: [Int: Int64] = [:]
-        for chunk in stride(from: 0, to: inserts.count, by: Self.rowsPerInsert) {
-            let part = inserts[chunk..<min(chunk + Self.rowsPerInsert, inserts.count)]
-            let values = Array(repeating: "(?,?,?,?,?,?)", count: part.count).joined(separator: ",")
-            var binds: [SQLiteData] = []
-            binds.reserveCapacity(part.count * 6)
-            for row in part {
-                let m = row.message
-                binds += [.integer(Int(row.convID)), .integer(Int(m.seq)), .text(m.sender), .text(m.clientID), .integer(Int(m.ts)), .text(m.body)]
-            }
-            let rows = try await writer.query(
-                "INSERT INTO messages(conv_id, seq, sender, client_id, ts, body) VALUES \(values) RETURNING id, conv_id, seq", binds)
-            var byPosition: [SeqKey: Int64] = [:]
-            for r in rows {
-                byPosition[SeqKey(conv: Int64(r.column("conv_id")?.integer ?? 0), seq: Int64(r.column("seq")?.integer ?? 0))] =
-                    Int64(r.column("id")?.integer ?? 0)
-            }
-            for row in part {
-                guard let id = byPosition[SeqKey(conv: row.convID, seq: row.message.seq)] else {
-                    throw StorageError.backend("insert returned no id for seq \(row.message.seq)")
-                }
-                ids[row.index] = id
-            }
-        }
-        for row in fresh {
-            if row.convID >= 0 {
-                var m = row.message
-                m.id = ids[row.index]!
-                outcomes[row.index] = AppendOutcome(message: m, duplicate: false)
-            } else {
-                // A repeat inside this batch: the first occurrence (its index is in `id`) answers.
-                let first = outcomes[Int(row.message.id)]!
-                outcomes[row.index] = AppendOutcome(message: first.message, duplicate: true)
-            }
-        }
-        // 4. Advance the conversations' next seq.
-        for (convID, next) in await cache.dirty() {
-            _ = try await writer.query("UPDATE conversations SET next_seq = ? WHERE id = ?", [.integer(Int(next)), .integer(Int(convID))])
-        }
-        return outcomes.map { $0! }
-    }
-
-    /// The id of a conversation, created on first use, with its next seq loaded into the cache.
-    private func conversation(_ key: ConversationKey) async throws -> Int64 {
-        let name = key.description
-        if let id = await cache.id(of: name) { return id }
-        var a: SQLiteData = .null
-        var b: SQLiteData = .null
-        if case .direct(let x, let y) = key {
-            a = .text(x)
-            b = .text(y)
-        }
-        _ = try await writer.query(
-            "INSERT INTO conversations(key, member_a, member_b, next_seq) VALUES (?, ?, ?, 1) ON CONFLICT(key) DO NOTHING", [.text(name), a, b])
-        guard let row = try await writer.query("SELECT id, next_seq FROM conversations WHERE key = ?", [.text(name)]).first,
-              let id = row.column("id")?.integer, let next = row.column("next_seq")?.integer
-        else { throw StorageError.backend("conversation '\(name)' vanished") }
-        await cache.load(name, id: Int64(id), nextSeq: Int64(next))
-        return Int64(id)
-    }
-
-    private static let messageColumns = "m.id, c.key, m.seq, m.sender, m.client_id, m.ts, m.body"
-
-    private static func storedMessage(_ row: SQLiteRow) -> StoredMessage {
+    static func storedMessage(_ row: SQLiteRow) -> StoredMessage {
         StoredMessage(id: Int64(row.column("id")?.integer ?? 0),
                       conversation: ConversationKey(storageKey: row.column("key")?.string ?? "") ?? .room(""),
                       seq: Int64(row.column("seq")?.integer ?? 0), sender: row.column("sender")?.string ?? "",
@@ -392,49 +270,5 @@ public final class SQLiteStore: ChatStore {
 
     public func lastMessageID() async throws -> Int64 {
         Int64(try await reader.query("SELECT COALESCE(MAX(id), 0) AS id FROM messages").first?.column("id")?.integer ?? 0)
-    }
-}
-
-private struct IdemKey: Hashable {
-    var sender: String
-    var clientID: String
-}
-
-private struct SeqKey: Hashable {
-    var conv: Int64
-    var seq: Int64
-}
-
-/// Conversation ids and next seqs of the single writer; changes in a transaction are undone on rollback.
-private actor ConversationCache {
-    private var ids: [String: Int64] = [:]
-    private var nextSeq: [String: Int64] = [:]
-    private var touched: Set<String> = []
-
-    func id(of key: String) -> Int64? { ids[key] }
-
-    func load(_ key: String, id: Int64, nextSeq next: Int64) {
-        ids[key] = id
-        nextSeq[key] = next
-    }
-
-    func takeSeq(_ key: String) -> Int64 {
-        let seq = nextSeq[key]!
-        nextSeq[key] = seq + 1
-        touched.insert(key)
-        return seq
-    }
-
-    func dirty() -> [(Int64, Int64)] {
-        touched.map { (ids[$0]!, nextSeq[$0]!) }
-    }
-
-    func commit() { touched.removeAll() }
-
-    /// Forget everything: the next transaction reloads from the file.
-    func rollback() {
-        ids.removeAll()
-        nextSeq.removeAll()
-        touched.removeAll()
     }
 }

@@ -19,6 +19,8 @@ extension IMCtl {
         @Option(name: .customLong("tls-cert"), help: ArgumentHelp("PEM certificate chain for TLS.", valueName: "pem")) var tlsCert: String?
         @Option(name: .customLong("tls-key"), help: ArgumentHelp("PEM private key for TLS.", valueName: "pem")) var tlsKey: String?
         @Flag(help: "Do not offer permessage-deflate.") var noCompression = false
+        @Option(help: ArgumentHelp("Largest permessage-deflate window, 9–15 bits: smaller saves memory per connection.",
+                                   valueName: "bits")) var compressionWindowBits = 15
         @Option(help: "Largest message body in bytes.") var maxMessageBytes = 65536
         @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
         @Option(help: "text or json.") var logFormat = "text"
@@ -28,6 +30,7 @@ extension IMCtl {
             guard maxMessageBytes >= 1 && maxMessageBytes <= 16 << 20 else {
                 throw ValidationError("--max-message-bytes must be 1…16777216")
             }
+            guard (9...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 9…15") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
             guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format is text or json") }
             guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give both --tls-cert and --tls-key, or neither") }
@@ -57,7 +60,7 @@ extension IMCtl {
                 }
                 let host = self.host
                 let config = ServerConfiguration(host: host, port: port, maxMessageBytes: maxMessageBytes, compression: !noCompression,
-                                                 tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+                                                 compressionWindowBits: compressionWindowBits, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
                 let (ws, http) = tlsCert == nil ? ("ws", "http") : ("wss", "https")
                 let server = ChatServer(configuration: config, store: db, logger: logger) { port in
                     let shown = host.contains(":") ? "[\(host)]" : host
