@@ -144,7 +144,9 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
         guard !closeSent || frame.opcode == .connectionClose else { return }
         let first = (frame.fin ? 0x80 : 0) | (frame.rsv1 ? 0x40 : 0) | (frame.rsv2 ? 0x20 : 0) | (frame.rsv3 ? 0x10 : 0)
             | UInt8(webSocketOpcode: frame.opcode)
-        switch sequencer.receive(firstByte: first, masked: frame.maskKey != nil, payload: frame.unmaskedData) {
+        var payload = frame.data
+        if let key = frame.maskKey { payload.unmask(key) }
+        switch sequencer.receive(firstByte: first, masked: frame.maskKey != nil, payload: payload) {
         case .partial, .pong:
             break
         case .ping(let payload):
@@ -185,7 +187,7 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     private func message(_ payload: ByteBuffer, text: Bool, compressed: Bool) {
-        var bytes: [UInt8]
+        var payload = payload
         if compressed {
             guard let deflate else { return fail(.protocolError, "compressed message without permessage-deflate") }
             do {
@@ -194,27 +196,29 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
                         windowBits: deflate.clientWindowBits, contextTakeover: !deflate.clientNoContextTakeover,
                         maxMessageSize: server.configuration.maxFrameBytes))
                 }
-                bytes = []
+                var bytes: [UInt8] = []
                 try payload.withUnsafeReadableBytes { try inflater!.decompress($0, into: &bytes) }
+                payload = ByteBuffer(bytes: bytes)
             } catch let error as CompressionError where error == .outputLimitExceeded {
                 return fail(.messageTooLarge, "message over \(server.configuration.maxFrameBytes) bytes")
             } catch {
                 return fail(.dataInconsistentWithMessage, "bad permessage-deflate data")
             }
-        } else {
-            bytes = Array(payload.readableBytesView)
         }
+        server.metrics.framesIn.increment()
         guard text else {
-            server.metrics.framesIn.increment()
             return received(.invalid(WireError(.binaryFrame, "binary frames are not part of the protocol; send JSON text frames"), id: nil))
         }
-        guard UTF8Validation.isValid(bytes) else { return fail(.dataInconsistentWithMessage, "text frame is not valid UTF-8") }
-        server.metrics.framesIn.increment()
+        let maxBody = server.configuration.maxMessageBytes
+        let decoded = payload.withUnsafeReadableBytes { bytes -> Result<ClientFrame, WireError>? in
+            guard UTF8Validation.isValid(bytes) else { return nil }
+            return Result { () throws(WireError) in try ClientFrame.decode(bytes, maxBodyBytes: maxBody) }
+        }
+        guard let decoded else { return fail(.dataInconsistentWithMessage, "text frame is not valid UTF-8") }
         if server.isClosing { return }
-        do {
-            received(.frame(try ClientFrame.decode(bytes, maxBodyBytes: server.configuration.maxMessageBytes)))
-        } catch {
-            received(.invalid(error, id: Self.clientID(in: bytes)))
+        switch decoded {
+        case .success(let frame): received(.frame(frame))
+        case .failure(let error): received(.invalid(error, id: Self.clientID(in: Array(payload.readableBytesView))))
         }
     }
 
@@ -452,5 +456,25 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
               let id = object["id"] as? String, id.utf8.count <= maxClientIDLength
         else { return nil }
         return id
+    }
+}
+
+extension ByteBuffer {
+    /// Applies (or removes) a WebSocket mask in place, eight bytes at a time.
+    mutating func unmask(_ key: WebSocketMaskingKey) {
+        let k = (key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3])
+        let word = withUnsafeBytes(of: k) { $0.loadUnaligned(as: UInt64.self) }
+        withUnsafeMutableReadableBytes { p in
+            let n = p.count
+            var i = 0
+            while i + 8 <= n {
+                p.storeBytes(of: p.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ word, toByteOffset: i, as: UInt64.self)
+                i += 8
+            }
+            while i < n {
+                p[i] ^= key[i & 3]
+                i += 1
+            }
+        }
     }
 }

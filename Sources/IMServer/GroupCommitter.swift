@@ -16,13 +16,15 @@ final class GroupCommitter: Sendable {
         case callback(@Sendable (Result<AppendOutcome, any Error>) -> Void)
     }
 
-    private struct Pending: Sendable {
-        var message: NewMessage
-        var origin: Origin
+    /// Sends waiting for the next batch, as two parallel arrays (the store takes the messages as they are).
+    private struct Batch {
+        var messages: [NewMessage] = []
+        var origins: [Origin] = []
+        var isEmpty: Bool { messages.isEmpty }
     }
 
     private struct State: ~Copyable {
-        var queue: [Pending] = []
+        var queue = Batch()
         var waiter: CheckedContinuation<Void, Never>?
         var busy = false
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -47,7 +49,8 @@ final class GroupCommitter: Sendable {
     /// Queues a message; its origin is answered once it is durable (or failed).
     func submit(_ message: NewMessage, origin: Origin) {
         let waiter: CheckedContinuation<Void, Never>? = state.withLock { s in
-            s.queue.append(Pending(message: message, origin: origin))
+            s.queue.messages.append(message)
+            s.queue.origins.append(origin)
             defer { s.waiter = nil }
             return s.waiter
         }
@@ -83,53 +86,101 @@ final class GroupCommitter: Sendable {
         waiter?.resume()
     }
 
+    private struct Committed {
+        var batch: Batch
+        var outcomes: Result<[AppendOutcome], any Error>
+    }
+
     /// The commit loop; returns after `stop()` once the queue is empty.
+    ///
+    /// While one batch is being committed (SQLite's thread, then the fsync), the previous one is framed
+    /// and handed to the hub, so the two overlap.
     func run() async {
         // Frames are encoded here, by the one committer, so the encoder's caches need no lock.
         var encoder = FrameEncoder()
+        var committed: Committed?
         while true {
-            await withCheckedContinuation { (w: CheckedContinuation<Void, Never>) in
-                let ready = state.withLock { s -> Bool in
-                    if !s.queue.isEmpty || s.stopped { return true }
-                    s.waiter = w
-                    return false
+            if committed == nil { await waitForWork() }
+            let batch: Batch = state.withLock { s in
+                var batch = Batch()
+                if s.queue.messages.count <= ServerConfiguration.maxBatch {
+                    swap(&batch, &s.queue)
+                } else {
+                    let n = ServerConfiguration.maxBatch
+                    batch.messages = Array(s.queue.messages[..<n])
+                    batch.origins = Array(s.queue.origins[..<n])
+                    s.queue.messages.removeFirst(n)
+                    s.queue.origins.removeFirst(n)
                 }
-                if ready { w.resume() }
-            }
-            let batch: [Pending] = state.withLock { s in
-                let n = min(s.queue.count, ServerConfiguration.maxBatch)
-                let batch = Array(s.queue.prefix(n))
-                s.queue.removeFirst(n)
-                s.busy = !batch.isEmpty
+                s.busy = !batch.isEmpty || committed != nil
                 return batch
             }
             if batch.isEmpty {
+                if let done = committed {
+                    finish(done, encoder: &encoder)
+                    committed = nil
+                    wakeIdleWaiters()
+                    continue
+                }
                 if state.withLock({ $0.stopped }) { return }
                 continue
             }
-            let start = ContinuousClock.now
-            do {
-                let outcomes = try await store.append(batch.map(\.message))
-                metrics.commitDuration.record(ContinuousClock.now - start)
-                metrics.batchSize.record(Double(batch.count))
-                let fresh = outcomes.filter { !$0.duplicate }.map(\.message)
-                let duplicates = outcomes.count - fresh.count
-                if duplicates > 0 { metrics.duplicates.increment(by: Int64(duplicates)) }
-                metrics.messagesStored.increment(by: Int64(fresh.count))
-                history.append(fresh)
-                hub.publish(fresh: fresh, answers: zip(batch, outcomes).map { ($0.origin, $1) }, encoder: &encoder)
-            } catch {
-                logger.error("commit of \(batch.count) messages failed: \(error)")
-                metrics.commitFailures.increment()
-                hub.publish(fresh: [], answers: batch.map { ($0.origin, nil) }, encoder: &encoder)
-            }
-            let idle = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-                s.busy = false
-                guard s.queue.isEmpty else { return [] }
-                defer { s.idleWaiters = [] }
-                return s.idleWaiters
-            }
-            for w in idle { w.resume() }
+            async let outcomes = commit(batch)
+            if let done = committed { finish(done, encoder: &encoder) }
+            committed = Committed(batch: batch, outcomes: await outcomes)
         }
+    }
+
+    private func waitForWork() async {
+        await withCheckedContinuation { (w: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s -> Bool in
+                if !s.queue.isEmpty || s.stopped { return true }
+                s.waiter = w
+                return false
+            }
+            if ready { w.resume() }
+        }
+    }
+
+    private func commit(_ batch: Batch) async -> Result<[AppendOutcome], any Error> {
+        let start = ContinuousClock.now
+        do {
+            let outcomes = try await store.append(batch.messages)
+            metrics.commitDuration.record(ContinuousClock.now - start)
+            metrics.batchSize.record(Double(batch.messages.count))
+            return .success(outcomes)
+        } catch {
+            logger.error("commit of \(batch.messages.count) messages failed: \(error)")
+            metrics.commitFailures.increment()
+            return .failure(error)
+        }
+    }
+
+    /// Hands a committed batch to the history cache and the hub (in that order: a replay that misses
+    /// the cache's copy is registered in time for the hub's).
+    private func finish(_ done: Committed, encoder: inout FrameEncoder) {
+        switch done.outcomes {
+        case .success(let outcomes):
+            var fresh: [StoredMessage] = []
+            fresh.reserveCapacity(outcomes.count)
+            for o in outcomes where !o.duplicate { fresh.append(o.message) }
+            let duplicates = outcomes.count - fresh.count
+            if duplicates > 0 { metrics.duplicates.increment(by: Int64(duplicates)) }
+            metrics.messagesStored.increment(by: Int64(fresh.count))
+            history.append(fresh)
+            hub.publish(fresh: fresh, origins: done.batch.origins, outcomes: outcomes, encoder: &encoder)
+        case .failure:
+            hub.publish(fresh: [], origins: done.batch.origins, outcomes: nil, encoder: &encoder)
+        }
+    }
+
+    private func wakeIdleWaiters() {
+        let idle = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            guard s.queue.isEmpty else { return [] }
+            s.busy = false
+            defer { s.idleWaiters = [] }
+            return s.idleWaiters
+        }
+        for w in idle { w.resume() }
     }
 }

@@ -48,43 +48,60 @@ final class Hub: Sendable {
         }
     }
 
+    /// The acks (or errors) one connection gets from one batch, framed into one buffer.
+    private final class Answers {
+        let connection: ChatConnection
+        var frames: ByteBuffer
+        var count = 0
+
+        init(_ connection: ChatConnection, capacity: Int) {
+            self.connection = connection
+            self.frames = ByteBufferAllocator().buffer(capacity: capacity)
+        }
+    }
+
     /// The work for one event loop from one batch.
     private struct LoopWork {
         let loop: any EventLoop
         var deliveries: [(ChatConnection, Feed, Chunk)] = []
-        var answers: [ObjectIdentifier: (connection: ChatConnection, frames: ByteBuffer, count: Int)] = [:]
+        var answers: [Answers] = []
     }
 
     /// Fans out `fresh` (the batch's new messages, in commit order) and answers every send of the batch.
-    /// - Parameter answers: per send, in submission order: its origin and its ack (or nil when the
-    ///   commit failed).
-    func publish(fresh: [StoredMessage], answers: [(GroupCommitter.Origin, AppendOutcome?)], encoder: inout FrameEncoder) {
+    /// - Parameters:
+    ///   - origins: who sent each message of the batch, in submission order.
+    ///   - outcomes: each send's outcome, in the same order; nil when the commit failed.
+    func publish(fresh: [StoredMessage], origins: [GroupCommitter.Origin], outcomes: [AppendOutcome]?, encoder: inout FrameEncoder) {
         var work: [ObjectIdentifier: LoopWork] = [:]
         func add(_ c: ChatConnection, _ feed: Feed, _ chunk: Chunk) {
             work[ObjectIdentifier(c.eventLoop), default: LoopWork(loop: c.eventLoop)].deliveries.append((c, feed, chunk))
         }
         if !fresh.isEmpty { collectDeliveries(fresh, encoder: &encoder, add: add) }
-        for (origin, outcome) in answers {
+        var answers: [ObjectIdentifier: Answers] = [:]
+        for (i, origin) in origins.enumerated() {
             switch origin {
             case .callback(let done):
-                done(outcome.map { .success($0) } ?? .failure(StoreUnavailable()))
+                done(outcomes.map { .success($0[i]) } ?? .failure(StoreUnavailable()))
             case .connection(let c, let cid):
-                let key = ObjectIdentifier(c.eventLoop)
-                var loopWork = work.removeValue(forKey: key) ?? LoopWork(loop: c.eventLoop)
-                var entry = loopWork.answers[ObjectIdentifier(c)] ?? (c, ByteBuffer(), 0)
-                if let outcome {
+                let a: Answers
+                if let known = answers[ObjectIdentifier(c)] {
+                    a = known
+                } else {
+                    a = Answers(c, capacity: (origins.count - i) * 128)
+                    answers[ObjectIdentifier(c)] = a
+                    work[ObjectIdentifier(c.eventLoop), default: LoopWork(loop: c.eventLoop)].answers.append(a)
+                }
+                if let outcome = outcomes?[i] {
                     let m = outcome.message
                     encoder.appendAck(cid: cid, message: m, label: m.conversation.label(for: m.sender), duplicate: outcome.duplicate,
-                                      into: &entry.frames)
+                                      into: &a.frames)
                 } else {
                     let frame = ServerFrame.error(code: .unavailable, message: "the store could not commit the message; retry with the same id",
                                                   id: cid).encoded()
-                    WebSocketWire.writeHeader(opcode: WebSocketWire.text, length: frame.utf8.count, into: &entry.frames)
-                    entry.frames.writeString(frame)
+                    WebSocketWire.writeHeader(opcode: WebSocketWire.text, length: frame.utf8.count, into: &a.frames)
+                    a.frames.writeString(frame)
                 }
-                entry.count += 1
-                loopWork.answers[ObjectIdentifier(c)] = entry
-                work[key] = loopWork
+                a.count += 1
             }
         }
         let metrics = self.metrics
@@ -100,7 +117,7 @@ final class Hub: Sendable {
                         touched.append(c)
                     }
                 }
-                for (_, a) in w.answers {
+                for a in w.answers {
                     a.connection.answered(a.frames, count: a.count)
                     touched.append(a.connection)
                 }

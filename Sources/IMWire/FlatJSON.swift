@@ -103,8 +103,22 @@ enum FlatJSON {
         mutating func string() -> String? {
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
             i += 1
+            // Most strings have no escapes: make the String straight from the bytes.
+            let start = i
+            while i < bytes.count {
+                let c = bytes[i]
+                if c == UInt8(ascii: "\"") {
+                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+                    i += 1
+                    return text
+                }
+                if c < 0x20 { return nil }
+                if c == UInt8(ascii: "\\") { break }
+                i += 1
+            }
             var out: [UInt8] = []
-            var runStart = i
+            var runStart = start
+            i = start
             while i < bytes.count {
                 let c = bytes[i]
                 if c == UInt8(ascii: "\"") {

@@ -16,10 +16,13 @@ public enum Names {
     }
 
     private static func isValid(_ name: String, maxLength: Int) -> Bool {
-        let bytes = Array(name.utf8)
-        guard let first = bytes.first, bytes.count <= maxLength else { return false }
-        guard isLowerAlnum(first) else { return false }
-        return bytes.dropFirst().allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+        var count = 0
+        for c in name.utf8 {
+            guard isLowerAlnum(c) || (count > 0 && (c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: "-"))) else { return false }
+            count += 1
+            guard count <= maxLength else { return false }
+        }
+        return count > 0
     }
 
     private static func isLowerAlnum(_ c: UInt8) -> Bool {

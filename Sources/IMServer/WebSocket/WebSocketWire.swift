@@ -55,7 +55,8 @@ enum WebSocketWire {
 }
 
 /// Writes `msg` and `ack` frames straight into byte buffers, with exactly the bytes
-/// `ServerFrame.encoded()` gives, but without building strings first.
+/// `ServerFrame.encoded()` gives, but without building strings first: one capacity check per frame,
+/// then plain stores into the buffer's memory.
 struct FrameEncoder {
     private var cachedSecond: Int64 = .min
     private var cachedSecondText: [UInt8] = []
@@ -63,69 +64,80 @@ struct FrameEncoder {
     /// Appends one text frame holding the `msg` frame of `m` as `label` names its conversation.
     /// - Returns: where the frame and where its payload start in `buffer`.
     mutating func appendMessage(_ m: StoredMessage, label: String, into buffer: inout ByteBuffer) -> (frame: Int, payload: Int) {
-        // Escaping only grows the text, so a header sized for the unescaped length is never too big.
-        let estimate = 72 + label.utf8.count + m.sender.utf8.count + m.body.utf8.count
+        let strings = label.utf8.count + m.sender.utf8.count + m.body.utf8.count
         let second = secondText(m.ts)
-        return Self.appendFrame(estimate: estimate, into: &buffer) { b in
-            b.writeStaticString(#"{"op":"msg","id":"#)
-            Self.writeDecimal(m.id, into: &b)
-            b.writeStaticString(#","room":"#)
-            Self.writeJSONString(label, into: &b)
-            b.writeStaticString(#","seq":"#)
-            Self.writeDecimal(m.seq, into: &b)
-            b.writeStaticString(#","from":"#)
-            Self.writeJSONString(m.sender, into: &b)
-            b.writeStaticString(#","ts":""#)
-            Self.writeTimestamp(m.ts, second: second, into: &b)
-            b.writeStaticString(#"","body":"#)
-            Self.writeJSONString(m.body, into: &b)
-            b.writeInteger(UInt8(ascii: "}"))
+        return Self.appendFrame(unescaped: 72 + strings, worstCase: 160 + 6 * strings, into: &buffer) { w in
+            w.ascii(#"{"op":"msg","id":"#)
+            w.decimal(m.id)
+            w.ascii(#","room":"#)
+            w.json(label)
+            w.ascii(#","seq":"#)
+            w.decimal(m.seq)
+            w.ascii(#","from":"#)
+            w.json(m.sender)
+            w.ascii(#","ts":""#)
+            w.timestamp(m.ts, second: second)
+            w.ascii(#"","body":"#)
+            w.json(m.body)
+            w.byte(UInt8(ascii: "}"))
         }
     }
 
     /// Appends one text frame holding the `ack` of a stored message.
     mutating func appendAck(cid: String, message m: StoredMessage, label: String, duplicate: Bool, into buffer: inout ByteBuffer) {
-        let estimate = 80 + cid.utf8.count + label.utf8.count
+        let strings = cid.utf8.count + label.utf8.count
         let second = secondText(m.ts)
-        _ = Self.appendFrame(estimate: estimate, into: &buffer) { b in
-            b.writeStaticString(#"{"op":"ack","cid":"#)
-            Self.writeJSONString(cid, into: &b)
-            b.writeStaticString(#","id":"#)
-            Self.writeDecimal(m.id, into: &b)
-            b.writeStaticString(#","room":"#)
-            Self.writeJSONString(label, into: &b)
-            b.writeStaticString(#","seq":"#)
-            Self.writeDecimal(m.seq, into: &b)
-            b.writeStaticString(#","ts":""#)
-            Self.writeTimestamp(m.ts, second: second, into: &b)
-            b.writeInteger(UInt8(ascii: "\""))
-            if duplicate { b.writeStaticString(#","duplicate":true"#) }
-            b.writeInteger(UInt8(ascii: "}"))
+        _ = Self.appendFrame(unescaped: 80 + strings, worstCase: 180 + 6 * strings, into: &buffer) { w in
+            w.ascii(#"{"op":"ack","cid":"#)
+            w.json(cid)
+            w.ascii(#","id":"#)
+            w.decimal(m.id)
+            w.ascii(#","room":"#)
+            w.json(label)
+            w.ascii(#","seq":"#)
+            w.decimal(m.seq)
+            w.ascii(#","ts":""#)
+            w.timestamp(m.ts, second: second)
+            w.byte(UInt8(ascii: "\""))
+            if duplicate { w.ascii(#","duplicate":true"#) }
+            w.byte(UInt8(ascii: "}"))
         }
     }
 
-    private static func appendFrame(estimate: Int, into buffer: inout ByteBuffer,
-                                      _ body: (inout ByteBuffer) -> Void) -> (frame: Int, payload: Int) {
+    /// Writes a text frame whose payload `body` writes.
+    /// - Parameters:
+    ///   - unescaped: a lower bound of the payload size, to guess the header size (escapes only add).
+    ///   - worstCase: an upper bound of the payload size (every string byte escaped as `\u00XX`).
+    private static func appendFrame(unescaped: Int, worstCase: Int, into buffer: inout ByteBuffer,
+                                    _ body: (inout RawWriter) -> Void) -> (frame: Int, payload: Int) {
         let start = buffer.writerIndex
-        let reserved = WebSocketWire.headerSize(payload: estimate)
-        buffer.writeRepeatingByte(0, count: reserved)
-        let payloadStart = buffer.writerIndex
-        body(&buffer)
-        let length = buffer.writerIndex - payloadStart
-        let needed = WebSocketWire.headerSize(payload: length)
-        if needed != reserved {
-            // Rare: escapes pushed the payload into a longer length form. Move it along.
-            let payload = buffer.getBytes(at: payloadStart, length: length)!
-            buffer.moveWriterIndex(to: start)
-            WebSocketWire.writeHeader(opcode: WebSocketWire.text, length: length, into: &buffer)
-            let moved = buffer.writerIndex
-            buffer.writeBytes(payload)
-            return (start, moved)
+        var payloadStart = 0
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: worstCase + 10) { raw in
+            let reserved = WebSocketWire.headerSize(payload: unescaped)
+            var w = RawWriter(base: raw.baseAddress!, at: reserved)
+            body(&w)
+            let length = w.at - reserved
+            let needed = WebSocketWire.headerSize(payload: length)
+            if needed != reserved {
+                // Rare: escapes pushed the payload into a longer length form. Move it along.
+                (raw.baseAddress! + needed).copyMemory(from: raw.baseAddress! + reserved, byteCount: length)
+            }
+            var h = RawWriter(base: raw.baseAddress!, at: 0)
+            h.byte(0x80 | WebSocketWire.text)
+            if length < 126 {
+                h.byte(UInt8(length))
+            } else if length <= 0xFFFF {
+                h.byte(126)
+                h.byte(UInt8(length >> 8))
+                h.byte(UInt8(length & 0xFF))
+            } else {
+                h.byte(127)
+                for shift in stride(from: 56, through: 0, by: -8) { h.byte(UInt8((length >> shift) & 0xFF)) }
+            }
+            payloadStart = needed
+            return needed + length
         }
-        var header = ByteBuffer()
-        WebSocketWire.writeHeader(opcode: WebSocketWire.text, length: length, into: &header)
-        buffer.setBuffer(header, at: start)
-        return (start, payloadStart)
+        return (start, start + payloadStart)
     }
 
     /// `2026-11-27T14:26:22`, the part of a timestamp before its milliseconds, kept for the current second.
@@ -138,61 +150,86 @@ struct FrameEncoder {
         }
         return cachedSecondText
     }
+}
 
-    private static func writeTimestamp(_ millis: Int64, second: [UInt8], into buffer: inout ByteBuffer) {
-        buffer.writeBytes(second)
+/// Stores bytes at a cursor in memory whose capacity the caller has checked.
+struct RawWriter {
+    let base: UnsafeMutableRawPointer
+    var at: Int
+
+    mutating func byte(_ b: UInt8) {
+        base.storeBytes(of: b, toByteOffset: at, as: UInt8.self)
+        at += 1
+    }
+
+    mutating func ascii(_ s: StaticString) {
+        (base + at).copyMemory(from: s.utf8Start, byteCount: s.utf8CodeUnitCount)
+        at += s.utf8CodeUnitCount
+    }
+
+    mutating func bytes(_ p: UnsafeRawBufferPointer) {
+        guard let source = p.baseAddress, p.count > 0 else { return }
+        (base + at).copyMemory(from: source, byteCount: p.count)
+        at += p.count
+    }
+
+    mutating func decimal(_ value: Int64) {
+        var v = value.magnitude
+        if value < 0 { byte(UInt8(ascii: "-")) }
+        var digits = 1
+        var probe = v
+        while probe >= 10 {
+            probe /= 10
+            digits += 1
+        }
+        at += digits
+        var i = at
+        repeat {
+            i -= 1
+            base.storeBytes(of: UInt8(48 + v % 10), toByteOffset: i, as: UInt8.self)
+            v /= 10
+        } while v > 0
+    }
+
+    /// `…T14:26:22` + `.123Z`.
+    mutating func timestamp(_ millis: Int64, second: [UInt8]) {
+        second.withUnsafeBytes { bytes($0) }
         let ms = Int(millis - (millis >= 0 ? millis / 1000 : (millis - 999) / 1000) * 1000)
-        buffer.writeInteger(UInt8(ascii: "."))
-        buffer.writeInteger(UInt8(48 + ms / 100))
-        buffer.writeInteger(UInt8(48 + ms / 10 % 10))
-        buffer.writeInteger(UInt8(48 + ms % 10))
-        buffer.writeInteger(UInt8(ascii: "Z"))
+        byte(UInt8(ascii: "."))
+        byte(UInt8(48 + ms / 100))
+        byte(UInt8(48 + ms / 10 % 10))
+        byte(UInt8(48 + ms % 10))
+        byte(UInt8(ascii: "Z"))
     }
 
-    static func writeDecimal(_ value: Int64, into buffer: inout ByteBuffer) {
-        if value < 0 {
-            buffer.writeString(String(value))
-            return
-        }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch: enough for any Int64
-        var v = UInt64(value)
-        withUnsafeMutableBytes(of: &digits) { scratch in
-            var i = scratch.count
-            repeat {
-                i -= 1
-                scratch[i] = UInt8(48 + v % 10)
-                v /= 10
-            } while v > 0
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[i...]))
-        }
-    }
+    private static let hex: StaticString = "0123456789abcdef"
 
-    /// Writes `s` as a JSON string literal with the escapes `JSONObjectWriter` uses.
-    static func writeJSONString(_ s: String, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
+    /// `s` as a JSON string literal, with the escapes `JSONObjectWriter` uses.
+    mutating func json(_ s: String) {
+        byte(UInt8(ascii: "\""))
         var s = s
         s.withUTF8 { u in
             var runStart = 0
             for i in 0..<u.count {
                 let c = u[i]
                 guard c < 0x20 || c == 0x22 || c == 0x5C else { continue }
-                buffer.writeBytes(UnsafeBufferPointer(rebasing: u[runStart..<i]))
+                bytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: u[runStart..<i])))
                 runStart = i + 1
+                byte(UInt8(ascii: "\\"))
                 switch c {
-                case 0x22: buffer.writeStaticString(#"\""#)
-                case 0x5C: buffer.writeStaticString(#"\\"#)
-                case 0x0A: buffer.writeStaticString(#"\n"#)
-                case 0x0D: buffer.writeStaticString(#"\r"#)
-                case 0x09: buffer.writeStaticString(#"\t"#)
+                case 0x22: byte(0x22)
+                case 0x5C: byte(0x5C)
+                case 0x0A: byte(UInt8(ascii: "n"))
+                case 0x0D: byte(UInt8(ascii: "r"))
+                case 0x09: byte(UInt8(ascii: "t"))
                 default:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    buffer.writeStaticString(#"\u00"#)
-                    buffer.writeInteger(hex[Int(c >> 4)])
-                    buffer.writeInteger(hex[Int(c & 0xF)])
+                    ascii("u00")
+                    byte(Self.hex.utf8Start[Int(c >> 4)])
+                    byte(Self.hex.utf8Start[Int(c & 0xF)])
                 }
             }
-            buffer.writeBytes(UnsafeBufferPointer(rebasing: u[runStart...]))
+            bytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: u[runStart...])))
         }
-        buffer.writeInteger(UInt8(ascii: "\""))
+        byte(UInt8(ascii: "\""))
     }
 }
