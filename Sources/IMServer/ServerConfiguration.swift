@@ -32,7 +32,7 @@ public struct ServerConfiguration: Sendable {
 
     /// Most messages committed in one transaction. Large enough to amortise an fsync over a burst from
     /// hundreds of pipelined senders, small enough that one batch never holds up acks for long.
-    public static let maxBatch = 2048
+    public static let maxBatch = 8192
     /// Default of `maxPendingBytes` (nats-server's `MAX_PENDING_SIZE` plays the same part): 8 MiB is
     /// tens of thousands of chat messages, seconds of a busy room, so a reader that is merely slow
     /// catches up, while a stuck one costs at most this much before it is cut (and resumes after its last
