@@ -129,6 +129,11 @@ import Glibc
         try await withServer(compression: serverCompression) { server in
             let response = try await rawUpgrade(port: server.port, extensions: "permessage-deflate; client_max_window_bits")
             #expect(response.hasPrefix("HTTP/1.1 101"))
+            // Strict clients (Python websockets, browsers) refuse a response with these twice.
+            let lines = response.lowercased().split(separator: "\r\n")
+            #expect(lines.filter { $0.hasPrefix("upgrade:") }.count == 1, "\(response)")
+            #expect(lines.filter { $0.hasPrefix("connection:") }.count == 1, "\(response)")
+            #expect(lines.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "\(response)")
             let negotiated = response.lowercased().contains("sec-websocket-extensions: permessage-deflate")
             #expect(negotiated == serverCompression, "\(response)")
             // A client that does not ask (as with --no-compression) gets no extension either way.

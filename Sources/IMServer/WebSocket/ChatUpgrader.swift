@@ -35,8 +35,7 @@ struct ChatUpgrader: NIOTypedHTTPServerProtocolUpgrader {
         }
         var headers = initialResponseHeaders
         let digest = Insecure.SHA1.hash(data: Array((key.trimmingWhitespace() + Self.guid).utf8))
-        headers.add(name: "Upgrade", value: "websocket")
-        headers.add(name: "Connection", value: "upgrade")
+        // NIO's upgrade handler adds `Upgrade` and `Connection` itself.
         headers.add(name: "Sec-WebSocket-Accept", value: Data(digest).base64EncodedString())
         if let deflate = negotiate(upgradeRequest) {
             headers.add(name: "Sec-WebSocket-Extensions", value: deflate.responseHeader)
