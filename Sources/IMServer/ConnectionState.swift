@@ -25,6 +25,7 @@ struct ConnectionState {
         var maxMessageBytes: Int
         var maxPendingBytes: Int
         var maxUnackedSends: Int
+        var maxUnackedBytes: Int
         var maxQueuedFrames: Int
         var signInTimeout: TimeAmount
         var writeTimeout: TimeAmount
@@ -105,6 +106,10 @@ struct ConnectionState {
     private var knownPeers: Set<String> = []
     private var generation = 0
     private var unacked = 0
+    /// Body sizes of the sends in flight, oldest first (answers come in the same order).
+    private var unackedSizes: [Int] = []
+    private var unackedSizesStart = 0
+    private var unackedBytes = 0
     private var readingPaused = false
     private var stalledSince: NIODeadline?
     /// When a connection that has not signed in is closed.
@@ -208,6 +213,8 @@ struct ConnectionState {
         case .send(let id, let to, let body):
             if let peer = unknownPeer(to) { return lookUp(peer, then: inbound) }
             unacked += 1
+            unackedSizes.append(body.utf8.count)
+            unackedBytes += body.utf8.count
             return [.submit(ConversationKey(target: to, user: user.name), clientID: id, body: body, sender: user.name)] + readingAction()
         case .subscribe(let sub):
             if case .target(let t) = sub.scope, let peer = unknownPeer(t) { return lookUp(peer, then: inbound) }
@@ -270,7 +277,8 @@ struct ConnectionState {
     }
 
     private mutating func readingAction() -> [Action] {
-        let shouldPause = unacked >= limits.maxUnackedSends || queue.count >= limits.maxQueuedFrames
+        let shouldPause = unacked >= limits.maxUnackedSends || unackedBytes >= limits.maxUnackedBytes
+            || queue.count >= limits.maxQueuedFrames
         guard shouldPause != readingPaused, !isClosing else { return [] }
         readingPaused = shouldPause
         return [shouldPause ? .pauseReading : .resumeReading]
@@ -280,7 +288,16 @@ struct ConnectionState {
 
     /// `count` sends were answered (acked, or refused by the store).
     mutating func sendsAnswered(_ count: Int) -> [Action] {
-        unacked = max(0, unacked - count)
+        let n = min(count, unacked)
+        unacked -= n
+        for _ in 0..<n {
+            unackedBytes -= unackedSizes[unackedSizesStart]
+            unackedSizesStart += 1
+        }
+        if unackedSizesStart > 1024 && unackedSizesStart * 2 > unackedSizes.count {
+            unackedSizes.removeFirst(unackedSizesStart)
+            unackedSizesStart = 0
+        }
         return readingAction()
     }
 

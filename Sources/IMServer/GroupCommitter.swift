@@ -103,10 +103,17 @@ final class GroupCommitter: Sendable {
             if committed == nil { await waitForWork() }
             let batch: Batch = state.withLock { s in
                 var batch = Batch()
-                if s.queue.messages.count <= ServerConfiguration.maxBatch {
+                // As many as the count and byte limits allow (at least one).
+                var n = 0
+                var bytes = 0
+                for m in s.queue.messages {
+                    guard n < ServerConfiguration.maxBatch, n == 0 || bytes < ServerConfiguration.maxBatchBytes else { break }
+                    bytes += m.body.utf8.count
+                    n += 1
+                }
+                if n == s.queue.messages.count {
                     swap(&batch, &s.queue)
                 } else {
-                    let n = ServerConfiguration.maxBatch
                     batch.messages = Array(s.queue.messages[..<n])
                     batch.origins = Array(s.queue.origins[..<n])
                     s.queue.messages.removeFirst(n)

@@ -30,9 +30,13 @@ public struct ServerConfiguration: Sendable {
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
 
-    /// Most messages committed in one transaction. Large enough to amortise an fsync over a burst from
-    /// hundreds of pipelined senders, small enough that one batch never holds up acks for long.
+    /// Most messages committed in one transaction. Large enough that a burst from hundreds of pipelined
+    /// senders shares one fsync and each busy index page is written to the WAL once per batch, small
+    /// enough that one batch never holds up acks for long.
     public static let maxBatch = 8192
+    /// Most body bytes in one transaction: a batch is framed once per label and each reader's share of
+    /// it is written at once, so this stays well under `defaultMaxPendingBytes`.
+    public static let maxBatchBytes = 2 << 20
     /// Default of `maxPendingBytes` (nats-server's `MAX_PENDING_SIZE` plays the same part): 8 MiB is
     /// tens of thousands of chat messages, seconds of a busy room, so a reader that is merely slow
     /// catches up, while a stuck one costs at most this much before it is cut (and resumes after its last
@@ -45,6 +49,9 @@ public struct ServerConfiguration: Sendable {
     /// `imctl send` pipelines, so that it never waits on this, yet a flood cannot grow the commit queue
     /// without bound.
     public static let maxUnackedSends = 8192
+    /// Body bytes a connection may have in flight to the store before it stops being read: with large
+    /// messages the count above would let one sender queue half a gigabyte.
+    public static let maxUnackedBytes = 4 << 20
     /// Frames held while a token or user lookup is in flight, before reading pauses.
     public static let maxQueuedFrames = 1024
     /// A WebSocket that has not signed in by then is closed.
@@ -102,6 +109,7 @@ public struct ServerConfiguration: Sendable {
     /// The bounds each connection's state machine enforces.
     var connectionLimits: ConnectionState.Limits {
         .init(maxMessageBytes: maxMessageBytes, maxPendingBytes: maxPendingBytes, maxUnackedSends: Self.maxUnackedSends,
+              maxUnackedBytes: Self.maxUnackedBytes,
               maxQueuedFrames: Self.maxQueuedFrames, signInTimeout: Self.signInTimeout, writeTimeout: Self.writeTimeout)
     }
 }

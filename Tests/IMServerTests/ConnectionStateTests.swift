@@ -6,7 +6,7 @@ import Testing
 
 /// The connection's logic as a value: no sockets, time passed in.
 @Suite struct ConnectionStateTests {
-    static let limits = ConnectionState.Limits(maxMessageBytes: 1000, maxPendingBytes: 10_000, maxUnackedSends: 3, maxQueuedFrames: 4,
+    static let limits = ConnectionState.Limits(maxMessageBytes: 1000, maxPendingBytes: 10_000, maxUnackedSends: 3, maxUnackedBytes: 100, maxQueuedFrames: 4,
                                                signInTimeout: .seconds(10), writeTimeout: .seconds(10))
     static let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
     static let alice = UserRecord(id: 1, name: "alice", isAdmin: false, isDisabled: false, createdAt: 0)
@@ -111,6 +111,10 @@ import Testing
         #expect(all.last == "pause")
         #expect(Self.describe(s.sendsAnswered(1)) == ["resume"])
         #expect(s.unackedSends == 2)
+        // Bytes count too: one large send is enough to pause.
+        var t = signedIn()
+        #expect(Self.describe(t.received(.frame(.send(id: "big", to: .room("r"), body: String(repeating: "x", count: 100))))).last == "pause")
+        #expect(Self.describe(t.sendsAnswered(1)) == ["resume"])
     }
 
     @Test func theSeamHoldsLiveMessagesUntilTheReplayEnds() {

@@ -39,13 +39,15 @@ final class TestServer: Sendable {
     }
 
     static func start(maxMessageBytes: Int = 65536, compression: Bool = true, port: Int = 0, directory: URL? = nil,
-                      tls: (certificate: String, key: String)? = nil) async throws -> TestServer {
+                      tls: (certificate: String, key: String)? = nil,
+                      historyCacheBytes: Int = ServerConfiguration.historyCacheBytes) async throws -> TestServer {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("imctl-server-\(UUID().uuidString)")
         let store = try await SQLiteStore.open(path: dir.appendingPathComponent("imctl.db").path)
         var logger = Logger(label: "test.server")
         logger.logLevel = ProcessInfo.processInfo.environment["IMCTL_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
         let configuration = ServerConfiguration(host: "127.0.0.1", port: port, maxMessageBytes: maxMessageBytes, compression: compression,
-                                                tlsCertificatePath: tls?.certificate, tlsKeyPath: tls?.key)
+                                                historyCacheBytes: historyCacheBytes, tlsCertificatePath: tls?.certificate,
+                                                tlsKeyPath: tls?.key)
         do {
             let background = try await BackgroundServer.start(configuration, store: store, logger: logger)
             return TestServer(store: store, background: background, directory: dir)
@@ -77,8 +79,9 @@ final class TestServer: Sendable {
 }
 
 /// Runs `body` with a started server and stops it afterwards, even on failure.
-func withServer(maxMessageBytes: Int = 65536, compression: Bool = true, _ body: (TestServer) async throws -> Void) async throws {
-    let server = try await TestServer.start(maxMessageBytes: maxMessageBytes, compression: compression)
+func withServer(maxMessageBytes: Int = 65536, compression: Bool = true, historyCacheBytes: Int = ServerConfiguration.historyCacheBytes,
+                _ body: (TestServer) async throws -> Void) async throws {
+    let server = try await TestServer.start(maxMessageBytes: maxMessageBytes, compression: compression, historyCacheBytes: historyCacheBytes)
     do {
         try await body(server)
     } catch {
