@@ -22,6 +22,8 @@ extension IMCtl {
         @Option(help: ArgumentHelp("Largest permessage-deflate window, 9–15 bits: smaller saves memory per connection.",
                                    valueName: "bits")) var compressionWindowBits = 15
         @Option(help: "Largest message body in bytes.") var maxMessageBytes = 65536
+        @Option(help: ArgumentHelp("Memory for recent messages served to history and resume without the store (0: off).",
+                                   valueName: "bytes")) var historyCacheBytes = ServerConfiguration.historyCacheBytes
         @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
         @Option(help: "text or json.") var logFormat = "text"
 
@@ -30,6 +32,7 @@ extension IMCtl {
             guard maxMessageBytes >= 1 && maxMessageBytes <= 16 << 20 else {
                 throw ValidationError("--max-message-bytes must be 1…16777216")
             }
+            guard historyCacheBytes >= 0 else { throw ValidationError("--history-cache-bytes must be 0 or more") }
             guard (9...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 9…15") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
             guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format is text or json") }
@@ -60,7 +63,8 @@ extension IMCtl {
                 }
                 let host = self.host
                 let config = ServerConfiguration(host: host, port: port, maxMessageBytes: maxMessageBytes, compression: !noCompression,
-                                                 compressionWindowBits: compressionWindowBits, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+                                                 compressionWindowBits: compressionWindowBits, historyCacheBytes: historyCacheBytes,
+                                                 tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
                 let (ws, http) = tlsCert == nil ? ("ws", "http") : ("wss", "https")
                 let server = ChatServer(configuration: config, store: db, logger: logger) { port in
                     let shown = host.contains(":") ? "[\(host)]" : host
