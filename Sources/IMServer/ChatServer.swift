@@ -80,11 +80,17 @@ public final class ChatServer: Service, Sendable {
         if let tls = try configuration.tlsConfiguration() {
             server = try .tls(server, tlsConfiguration: tls)
         }
+        // One event loop per CPU this process may run on: NIO counts the machine's (or the cgroup's) CPUs,
+        // and a server pinned to fewer would only switch between its own threads.
+        let cpus = Self.usableCPUs()
+        let ownGroup = cpus < System.coreCount ? MultiThreadedEventLoopGroup(numberOfThreads: cpus) : nil
+        defer { if let ownGroup { Task { try? await ownGroup.shutdownGracefully() } } }
         let app = Application(
             router: router,
             server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { channel in await onReady(channel.localAddress?.port ?? 0) },
+            eventLoopGroupProvider: ownGroup.map { .shared($0) } ?? .singleton,
             logger: logger
         )
         let inner = ServiceGroup(configuration: .init(services: [app], logger: logger))
@@ -160,6 +166,17 @@ public final class ChatServer: Service, Sendable {
 }
 
 extension ChatServer {
+    /// CPUs this process may run on (its affinity mask, as `taskset` sets it, from `/proc/self/status`);
+    /// at least 1, and NIO's count where there is no such file.
+    static func usableCPUs() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") })
+        else { return System.coreCount }
+        let mask = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+        let count = mask.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
+        return count > 0 ? count : System.coreCount
+    }
+
     static func bearerToken(_ headers: HTTPFields) -> String? {
         guard let value = headers[.authorization] else { return nil }
         let parts = value.split(separator: " ", maxSplits: 1)

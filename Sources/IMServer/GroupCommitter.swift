@@ -25,14 +25,17 @@ final class GroupCommitter: Sendable {
 
     private struct State: ~Copyable {
         var queue = Batch()
-        var waiter: CheckedContinuation<Void, Never>?
-        var busy = false
+        /// A batch is with the store (commits run one at a time).
+        var committing = false
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
         var stopped = false
+        var stopWaiter: CheckedContinuation<Void, Never>?
     }
 
     private let store: any ChatStore
     private let state = Mutex(State())
+    /// Frames are encoded by one commit's completion at a time; the lock only makes that visible.
+    private let encoder = Mutex(FrameEncoder())
     private let hub: Hub
     private let history: HistoryCache
     private let metrics: ServerMetrics
@@ -47,14 +50,18 @@ final class GroupCommitter: Sendable {
     }
 
     /// Queues a message; its origin is answered once it is durable (or failed).
+    ///
+    /// The commit starts at once when none is running; otherwise the message waits for the running one
+    /// to end and goes in the next batch, with everything else that arrived meanwhile.
     func submit(_ message: NewMessage, origin: Origin) {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLock { s in
+        let start = state.withLock { s -> Bool in
             s.queue.messages.append(message)
             s.queue.origins.append(origin)
-            defer { s.waiter = nil }
-            return s.waiter
+            guard !s.committing else { return false }
+            s.committing = true
+            return true
         }
-        waiter?.resume()
+        if start { commitNext() }
     }
 
     /// Queues a message and waits for its outcome.
@@ -68,7 +75,7 @@ final class GroupCommitter: Sendable {
     func drain() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let idle = state.withLock { s -> Bool in
-                if s.queue.isEmpty && !s.busy { return true }
+                if s.queue.isEmpty && !s.committing { return true }
                 s.idleWaiters.append(c)
                 return false
             }
@@ -76,115 +83,98 @@ final class GroupCommitter: Sendable {
         }
     }
 
-    /// Stops `run` once the queue is empty.
+    /// Ends `run` (after the queue has drained).
     func stop() {
         let waiter = state.withLock { s in
             s.stopped = true
-            defer { s.waiter = nil }
-            return s.waiter
+            defer { s.stopWaiter = nil }
+            return s.stopWaiter
         }
         waiter?.resume()
     }
 
-    private struct Committed {
-        var batch: Batch
-        var outcomes: Result<[AppendOutcome], any Error>
-    }
-
-    /// The commit loop; returns after `stop()` once the queue is empty.
-    ///
-    /// While one batch is being committed (SQLite's thread, then the fsync), the previous one is framed
-    /// and handed to the hub, so the two overlap.
+    /// Runs until `stop()`, then until everything submitted is answered. Commits are driven by
+    /// `submit` and by the store's completions, with no task of their own in between.
     func run() async {
-        // Frames are encoded here, by the one committer, so the encoder's caches need no lock.
-        var encoder = FrameEncoder()
-        var committed: Committed?
-        while true {
-            if committed == nil { await waitForWork() }
-            let batch: Batch = state.withLock { s in
-                var batch = Batch()
-                // As many as the count and byte limits allow (at least one).
-                var n = 0
-                var bytes = 0
-                for m in s.queue.messages {
-                    guard n < ServerConfiguration.maxBatch, n == 0 || bytes < ServerConfiguration.maxBatchBytes else { break }
-                    bytes += m.body.utf8.count
-                    n += 1
-                }
-                if n == s.queue.messages.count {
-                    swap(&batch, &s.queue)
-                } else {
-                    batch.messages = Array(s.queue.messages[..<n])
-                    batch.origins = Array(s.queue.origins[..<n])
-                    s.queue.messages.removeFirst(n)
-                    s.queue.origins.removeFirst(n)
-                }
-                s.busy = !batch.isEmpty || committed != nil
-                return batch
-            }
-            if batch.isEmpty {
-                if let done = committed {
-                    finish(done, encoder: &encoder)
-                    committed = nil
-                    wakeIdleWaiters()
-                    continue
-                }
-                if state.withLock({ $0.stopped }) { return }
-                continue
-            }
-            async let outcomes = commit(batch)
-            if let done = committed { finish(done, encoder: &encoder) }
-            committed = Committed(batch: batch, outcomes: await outcomes)
-        }
-    }
-
-    private func waitForWork() async {
-        await withCheckedContinuation { (w: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if !s.queue.isEmpty || s.stopped { return true }
-                s.waiter = w
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let stopped = state.withLock { s -> Bool in
+                if s.stopped { return true }
+                s.stopWaiter = c
                 return false
             }
-            if ready { w.resume() }
+            if stopped { c.resume() }
         }
+        await drain()
     }
 
-    private func commit(_ batch: Batch) async -> Result<[AppendOutcome], any Error> {
+    /// Takes the next batch (as many as the count and byte limits allow) and hands it to the store; the
+    /// completion (on the store's thread, for SQLite) frames and answers it and starts the next one.
+    private func commitNext() {
+        let batch: Batch? = state.withLock { s in
+            guard !s.queue.isEmpty else {
+                s.committing = false
+                return nil
+            }
+            var batch = Batch()
+            var n = 0
+            var bytes = 0
+            for m in s.queue.messages {
+                guard n < ServerConfiguration.maxBatch, n == 0 || bytes < ServerConfiguration.maxBatchBytes else { break }
+                bytes += m.body.utf8.count
+                n += 1
+            }
+            if n == s.queue.messages.count {
+                swap(&batch, &s.queue)
+            } else {
+                batch.messages = Array(s.queue.messages[..<n])
+                batch.origins = Array(s.queue.origins[..<n])
+                s.queue.messages.removeFirst(n)
+                s.queue.origins.removeFirst(n)
+            }
+            return batch
+        }
+        guard let batch else {
+            wakeIdleWaiters()
+            return
+        }
         let start = ContinuousClock.now
-        do {
-            let outcomes = try await store.append(batch.messages)
-            metrics.commitDuration.record(ContinuousClock.now - start)
-            metrics.batchSize.record(Double(batch.messages.count))
-            return .success(outcomes)
-        } catch {
-            logger.error("commit of \(batch.messages.count) messages failed: \(error)")
-            metrics.commitFailures.increment()
-            return .failure(error)
+        store.append(batch.messages) { result in
+            switch result {
+            case .success:
+                self.metrics.commitDuration.record(ContinuousClock.now - start)
+                self.metrics.batchSize.record(Double(batch.messages.count))
+            case .failure(let error):
+                self.logger.error("commit of \(batch.messages.count) messages failed: \(error)")
+                self.metrics.commitFailures.increment()
+            }
+            self.finish(batch, result)
+            self.commitNext()
         }
     }
 
     /// Hands a committed batch to the history cache and the hub (in that order: a replay that misses
     /// the cache's copy is registered in time for the hub's).
-    private func finish(_ done: Committed, encoder: inout FrameEncoder) {
-        switch done.outcomes {
-        case .success(let outcomes):
-            var fresh: [StoredMessage] = []
-            fresh.reserveCapacity(outcomes.count)
-            for o in outcomes where !o.duplicate { fresh.append(o.message) }
-            let duplicates = outcomes.count - fresh.count
-            if duplicates > 0 { metrics.duplicates.increment(by: Int64(duplicates)) }
-            metrics.messagesStored.increment(by: Int64(fresh.count))
-            history.append(fresh)
-            hub.publish(fresh: fresh, origins: done.batch.origins, outcomes: outcomes, encoder: &encoder)
-        case .failure:
-            hub.publish(fresh: [], origins: done.batch.origins, outcomes: nil, encoder: &encoder)
+    private func finish(_ batch: Batch, _ result: Result<[AppendOutcome], any Error>) {
+        encoder.withLock { encoder in
+            switch result {
+            case .success(let outcomes):
+                var fresh: [StoredMessage] = []
+                fresh.reserveCapacity(outcomes.count)
+                for o in outcomes where !o.duplicate { fresh.append(o.message) }
+                let duplicates = outcomes.count - fresh.count
+                if duplicates > 0 { metrics.duplicates.increment(by: Int64(duplicates)) }
+                metrics.messagesStored.increment(by: Int64(fresh.count))
+                history.append(fresh)
+                hub.publish(fresh: fresh, origins: batch.origins, outcomes: outcomes, encoder: &encoder)
+            case .failure:
+                hub.publish(fresh: [], origins: batch.origins, outcomes: nil, encoder: &encoder)
+            }
         }
     }
 
     private func wakeIdleWaiters() {
         let idle = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            guard s.queue.isEmpty else { return [] }
-            s.busy = false
+            guard s.queue.isEmpty, !s.committing else { return [] }
             defer { s.idleWaiters = [] }
             return s.idleWaiters
         }

@@ -38,6 +38,9 @@ public protocol ChatStore: Sendable {
     /// Appends a batch in one transaction, assigning per-conversation `seq`s; repeats of a stored
     /// (sender, client id) return the first message and store nothing.
     func append(_ batch: [NewMessage]) async throws -> [AppendOutcome]
+    /// The same, calling `completion` when done, on whatever thread the store finishes on (SQLite: its
+    /// writer thread), so that a caller can carry on there without a hop through a task.
+    func append(_ batch: [NewMessage], completion: @escaping @Sendable (Result<[AppendOutcome], any Error>) -> Void)
     /// Messages of a conversation with `seq > afterSeq`, in order, at most `limit`.
     func messages(in conversation: ConversationKey, afterSeq: Int64, limit: Int) async throws -> [StoredMessage]
     /// The last `count` messages of a conversation, in order.
@@ -49,4 +52,16 @@ public protocol ChatStore: Sendable {
 
     /// Releases the store's connections.
     func close() async throws
+}
+
+extension ChatStore {
+    public func append(_ batch: [NewMessage], completion: @escaping @Sendable (Result<[AppendOutcome], any Error>) -> Void) {
+        Task {
+            do {
+                completion(.success(try await append(batch)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
 }

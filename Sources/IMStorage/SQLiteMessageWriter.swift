@@ -1,5 +1,6 @@
 import IMWire
 import NIOPosix
+import Synchronization
 // SQLite's C API, from the amalgamation sqlite-nio bundles (its symbols carry a `sqlite_nio_` prefix).
 // Using the same copy of SQLite as sqlite-nio's connections matters: two copies in one process would
 // each keep their own POSIX lock table for the same file.
@@ -22,6 +23,10 @@ final class SQLiteMessageWriter: @unchecked Sendable {
     private var statements: [Statement: OpaquePointer] = [:]
     private var conversations: [ConversationKey: (id: Int64, nextSeq: Int64)] = [:]
     private var nextID: Int64?
+    /// WAL pages after the last commit (SQLite's WAL hook reports it).
+    private var walPages = 0
+    private var checkpointPages = 0
+    private var checkpointer: SQLiteCheckpointer?
 
     private enum Statement: String, CaseIterable {
         case begin = "BEGIN IMMEDIATE"
@@ -50,7 +55,11 @@ final class SQLiteMessageWriter: @unchecked Sendable {
         thread.start()
         let writer = SQLiteMessageWriter(thread: thread)
         do {
-            try await thread.runIfActive { try writer.openOnThread(path: path, checkpointPages: checkpointPages) }
+            let checkpointer = try await SQLiteCheckpointer.open(path: path)
+            try await thread.runIfActive {
+                writer.checkpointer = checkpointer
+                try writer.openOnThread(path: path, checkpointPages: checkpointPages)
+            }
         } catch {
             try? await thread.runIfActive { writer.closeOnThread() }
             try? await thread.shutdownGracefully()
@@ -60,7 +69,12 @@ final class SQLiteMessageWriter: @unchecked Sendable {
     }
 
     func close() async {
-        try? await thread.runIfActive { self.closeOnThread() }
+        let checkpointer = try? await thread.runIfActive { () -> SQLiteCheckpointer? in
+            self.closeOnThread()
+            defer { self.checkpointer = nil }
+            return self.checkpointer
+        }
+        await checkpointer?.close()
         try? await thread.shutdownGracefully()
     }
 
@@ -73,6 +87,20 @@ final class SQLiteMessageWriter: @unchecked Sendable {
                 // Another process wrote messages to this file: the state was reloaded; once more.
                 return try self.appendOnThread(batch)
             }
+        }
+    }
+
+    /// Appends a batch on the writer's thread and calls `completion` there.
+    func append(_ batch: [NewMessage], completion: @escaping @Sendable (Result<[AppendOutcome], any Error>) -> Void) {
+        thread.submit { state in
+            guard case .active = state else { return completion(.failure(StorageError.backend("the store is closed"))) }
+            completion(Result {
+                do {
+                    return try self.appendOnThread(batch)
+                } catch is StaleState {
+                    return try self.appendOnThread(batch)
+                }
+            })
         }
     }
 
@@ -91,8 +119,16 @@ final class SQLiteMessageWriter: @unchecked Sendable {
         // Off for this connection only: it inserts messages into conversations it has just created or
         // read in the same transaction, and the check would cost a lookup per message.
         try exec("PRAGMA foreign_keys=OFF")
-        try exec("PRAGMA wal_autocheckpoint=\(checkpointPages)")
         sqlite_nio_sqlite3_busy_timeout(db, 10_000)
+        // Checkpoints run on a connection and thread of their own (`SQLiteCheckpointer`), not inside a
+        // commit: a checkpoint copies pages and syncs the database file, and a commit that ran one would
+        // hold up every ack of its batch. The WAL hook (which replaces automatic checkpoints) reports the
+        // WAL's size after each commit.
+        self.checkpointPages = checkpointPages
+        sqlite_nio_sqlite3_wal_hook(db, { context, _, _, pages in
+            Unmanaged<SQLiteMessageWriter>.fromOpaque(context!).takeUnretainedValue().walPages = Int(pages)
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(self).toOpaque())
         for s in Statement.allCases {
             var handle: OpaquePointer?
             guard sqlite_nio_sqlite3_prepare_v3(db, s.rawValue, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &handle, nil) == SQLITE_OK,
@@ -170,6 +206,7 @@ final class SQLiteMessageWriter: @unchecked Sendable {
             try run(.commit)
             nextID = id
             for (key, conv) in touched { conversations[key] = conv }
+            checkpointIfDue()
             return outcomes
         } catch {
             try? run(.rollback)
@@ -183,6 +220,20 @@ final class SQLiteMessageWriter: @unchecked Sendable {
         // An empty string still needs a non-nil pointer, or SQLite stores NULL.
         let p = text.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(bitPattern: 1)!
         sqlite_nio_sqlite3_bind_text64(statement, i, p.assumingMemoryBound(to: CChar.self), UInt64(text.count), nil, UInt8(SQLITE_UTF8))
+    }
+
+    /// Asks for a checkpoint once the WAL is over its size; if the checkpointer cannot keep up (a
+    /// checkpoint cannot finish while commits keep adding to the WAL), the writer restarts the WAL itself.
+    private func checkpointIfDue() {
+        guard walPages >= checkpointPages else { return }
+        if walPages >= checkpointPages * 4 {
+            var log: Int32 = 0
+            var done: Int32 = 0
+            sqlite_nio_sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_RESTART, &log, &done)
+            walPages = 0
+        } else {
+            checkpointer?.request()
+        }
     }
 
     /// Binds text parameters for the length of `body` (SQLite reads them in place; nothing is copied).
@@ -244,5 +295,61 @@ final class SQLiteMessageWriter: @unchecked Sendable {
         return StoredMessage(id: sqlite_nio_sqlite3_column_int64(h, 0), conversation: ConversationKey(storageKey: text(1)) ?? .room(""),
                              seq: sqlite_nio_sqlite3_column_int64(h, 2), sender: sender, clientID: clientID,
                              ts: sqlite_nio_sqlite3_column_int64(h, 3), body: text(4))
+    }
+}
+
+/// Runs passive WAL checkpoints for the message writer, on a connection and thread of its own.
+final class SQLiteCheckpointer: @unchecked Sendable {
+    private let thread: NIOThreadPool
+    // Touched only on `thread`.
+    private var db: OpaquePointer?
+    private let pending = Mutex(false)
+
+    private init(thread: NIOThreadPool) {
+        self.thread = thread
+    }
+
+    static func open(path: String) async throws -> SQLiteCheckpointer {
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+        let c = SQLiteCheckpointer(thread: thread)
+        do {
+            try await thread.runIfActive {
+                guard sqlite_nio_sqlite3_open_v2(path, &c.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
+                    throw StorageError.cannotOpen("\(path): checkpoint connection")
+                }
+                sqlite_nio_sqlite3_busy_timeout(c.db, 10_000)
+                // The checkpoint syncs the database file before it lets the WAL be reused.
+                _ = sqlite_nio_sqlite3_exec(c.db, "PRAGMA synchronous=FULL", nil, nil, nil)
+            }
+        } catch {
+            try? await thread.shutdownGracefully()
+            throw error
+        }
+        return c
+    }
+
+    /// Runs a passive checkpoint soon, unless one is already waiting.
+    func request() {
+        let first = pending.withLock { p -> Bool in
+            defer { p = true }
+            return !p
+        }
+        guard first else { return }
+        thread.submit { [self] state in
+            pending.withLock { $0 = false }
+            guard case .active = state, let db else { return }
+            var log: Int32 = 0
+            var done: Int32 = 0
+            sqlite_nio_sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &done)
+        }
+    }
+
+    func close() async {
+        try? await thread.runIfActive { [self] in
+            sqlite_nio_sqlite3_close_v2(db)
+            db = nil
+        }
+        try? await thread.shutdownGracefully()
     }
 }

@@ -251,6 +251,11 @@ public final class SQLiteStore: ChatStore {
         try await messages.append(batch)
     }
 
+    /// Appends a batch; `completion` runs on the writer's thread.
+    public func append(_ batch: [NewMessage], completion: @escaping @Sendable (Result<[AppendOutcome], any Error>) -> Void) {
+        messages.append(batch, completion: completion)
+    }
+
     /// The body is read as a blob: sqlite-nio reads text with `String(cString:)`, which would end a body
     /// at its first NUL character.
     private static let messageColumns = "m.id, c.key, m.seq, m.sender, m.client_id, m.ts, CAST(m.body AS BLOB) AS body"
