@@ -163,14 +163,25 @@ final class SQLiteMessageWriter: @unchecked Sendable {
     private func appendOnThread(_ batch: [NewMessage]) throws -> [AppendOutcome] {
         guard !batch.isEmpty else { return [] }
         try run(.begin)
-        var touched: [ConversationKey: (id: Int64, nextSeq: Int64)] = [:]
+        // The batch's conversations: one hash lookup per message, into `convs`.
+        var index: [ConversationKey: Int] = [:]
+        var convs: [(key: ConversationKey, id: Int64, nextSeq: Int64)] = []
         do {
             var id = try nextID ?? loadNextID()
             var outcomes: [AppendOutcome] = []
             outcomes.reserveCapacity(batch.count)
             let insert = statements[.insert]!
             for m in batch {
-                var conv = try touched[m.conversation] ?? conversations[m.conversation] ?? loadConversation(m.conversation)
+                let c: Int
+                if let known = index[m.conversation] {
+                    c = known
+                } else {
+                    let loaded = try conversations[m.conversation] ?? loadConversation(m.conversation)
+                    c = convs.count
+                    convs.append((m.conversation, loaded.id, loaded.nextSeq))
+                    index[m.conversation] = c
+                }
+                let conv = convs[c]
                 sqlite_nio_sqlite3_bind_int64(insert, 1, id)
                 sqlite_nio_sqlite3_bind_int64(insert, 2, conv.id)
                 sqlite_nio_sqlite3_bind_int64(insert, 3, conv.nextSeq)
@@ -196,8 +207,7 @@ final class SQLiteMessageWriter: @unchecked Sendable {
                     outcomes.append(AppendOutcome(message: StoredMessage(id: id, conversation: m.conversation, seq: conv.nextSeq, sender: m.sender,
                                                                          clientID: m.clientID, ts: m.ts, body: m.body), duplicate: false))
                     id += 1
-                    conv.nextSeq += 1
-                    touched[m.conversation] = conv
+                    convs[c].nextSeq += 1
                 } else {
                     // Skipped by the idempotency index: a resend (of an earlier batch, or of this one).
                     outcomes.append(AppendOutcome(message: try stored(sender: m.sender, clientID: m.clientID), duplicate: true))
@@ -205,7 +215,7 @@ final class SQLiteMessageWriter: @unchecked Sendable {
             }
             try run(.commit)
             nextID = id
-            for (key, conv) in touched { conversations[key] = conv }
+            for conv in convs { conversations[conv.key] = (conv.id, conv.nextSeq) }
             checkpointIfDue()
             return outcomes
         } catch {

@@ -22,6 +22,21 @@ enum FlatJSON {
         return p.object()
     }
 
+    /// Calls `member` with each member of a flat object, in order, the key as its raw bytes (no String is
+    /// made for it). False when `bytes` is not a flat object, a key has escapes, or `member` said false.
+    static func visit(_ bytes: UnsafeRawBufferPointer, _ member: (UnsafeRawBufferPointer, Value) -> Bool) -> Bool {
+        var p = Parser(bytes: bytes)
+        guard p.eat(UInt8(ascii: "{")) else { return false }
+        if p.eat(UInt8(ascii: "}")) { return p.atEnd() }
+        while true {
+            p.skipSpace()
+            guard let key = p.rawKey(), p.eat(UInt8(ascii: ":")), let value = p.value(), member(key, value) else { return false }
+            if p.eat(UInt8(ascii: ",")) { continue }
+            guard p.eat(UInt8(ascii: "}")) else { return false }
+            return p.atEnd()
+        }
+    }
+
     private struct Parser {
         let bytes: UnsafeRawBufferPointer
         var i = 0
@@ -49,6 +64,28 @@ enum FlatJSON {
                 guard eat(UInt8(ascii: "}")) else { return nil }
                 return end(members)
             }
+        }
+
+        mutating func atEnd() -> Bool {
+            skipSpace()
+            return i == bytes.count
+        }
+
+        /// A key without escapes, as its bytes.
+        mutating func rawKey() -> UnsafeRawBufferPointer? {
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
+            let start = i + 1
+            var j = start
+            while j < bytes.count {
+                let c = bytes[j]
+                if c == UInt8(ascii: "\"") {
+                    i = j + 1
+                    return UnsafeRawBufferPointer(rebasing: bytes[start..<j])
+                }
+                if c == UInt8(ascii: "\\") || c < 0x20 { return nil }
+                j += 1
+            }
+            return nil
         }
 
         mutating func end(_ members: [(key: String, value: Value)]) -> [(key: String, value: Value)]? {

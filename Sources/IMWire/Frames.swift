@@ -60,24 +60,63 @@ private struct RawClientFrame: Decodable {
 
 extension RawClientFrame {
     /// The fast path for well-formed flat frames; nil sends the frame through Foundation's decoder, which
-    /// also words the errors. Unknown fields are ignored, as by the decoder.
+    /// also words the errors. Unknown fields are ignored, as by the decoder; a field given twice goes
+    /// to the decoder too, so that both paths always answer alike.
     init?(fast bytes: some Collection<UInt8>) {
-        guard let members = FlatJSON.parse(contiguous: bytes) else { return nil }
-        for (key, value) in members {
-            switch (key, value) {
-            case (_, .null): continue
-            case ("op", .string(let v)): op = v
-            case ("token", .string(let v)): token = v
-            case ("id", .string(let v)): id = v
-            case ("to", .string(let v)): to = v
-            case ("body", .string(let v)): body = v
-            case ("after", .int(let v)): after = v
-            case ("after_id", .int(let v)): after_id = v
-            case ("history", .int(let v)): history = Int(exactly: v)
-            case ("ref", .string(let v)): ref = v
-            case ("op", _), ("token", _), ("id", _), ("to", _), ("body", _), ("after", _), ("after_id", _), ("history", _), ("ref", _):
-                return nil
-            default: continue
+        guard let frame = bytes.withContiguousStorageIfAvailable({ Self(fastRaw: UnsafeRawBufferPointer($0)) }) ?? Array(bytes).withUnsafeBytes({
+            Self(fastRaw: $0)
+        }) else { return nil }
+        self = frame
+    }
+
+    init?(fastRaw bytes: UnsafeRawBufferPointer) {
+        var seen: UInt16 = 0
+        var frame = RawClientFrame()
+        let ok = FlatJSON.visit(bytes) { key, value in
+            guard let field = Field(key) else { return true }  // not ours: ignored
+            guard seen & field.bit == 0 else { return false }
+            seen |= field.bit
+            switch (field, value) {
+            case (_, .null): return true
+            case (.op, .string(let v)): frame.op = v
+            case (.token, .string(let v)): frame.token = v
+            case (.id, .string(let v)): frame.id = v
+            case (.to, .string(let v)): frame.to = v
+            case (.body, .string(let v)): frame.body = v
+            case (.after, .int(let v)): frame.after = v
+            case (.afterID, .int(let v)): frame.after_id = v
+            case (.history, .int(let v)): frame.history = Int(exactly: v)
+            case (.ref, .string(let v)): frame.ref = v
+            default: return false
+            }
+            return true
+        }
+        guard ok else { return nil }
+        self = frame
+    }
+
+    /// The fields of a client frame, recognised from a key's bytes without making a String.
+    private enum Field: UInt16 {
+        case op = 1, token = 2, id = 4, to = 8, body = 16, after = 32, afterID = 64, history = 128, ref = 256
+
+        var bit: UInt16 { rawValue }
+
+        init?(_ key: UnsafeRawBufferPointer) {
+            func `is`(_ s: StaticString) -> Bool {
+                key.count == s.utf8CodeUnitCount && memcmp(key.baseAddress!, s.utf8Start, key.count) == 0
+            }
+            guard key.count >= 2 else { return nil }
+            switch key[0] {
+            case UInt8(ascii: "o") where `is`("op"): self = .op
+            case UInt8(ascii: "t") where `is`("to"): self = .to
+            case UInt8(ascii: "t") where `is`("token"): self = .token
+            case UInt8(ascii: "i") where `is`("id"): self = .id
+            case UInt8(ascii: "b") where `is`("body"): self = .body
+            case UInt8(ascii: "a") where `is`("after"): self = .after
+            case UInt8(ascii: "a") where `is`("after_id"): self = .afterID
+            case UInt8(ascii: "h") where `is`("history"): self = .history
+            case UInt8(ascii: "r") where `is`("ref"): self = .ref
+            default: return nil
             }
         }
     }
@@ -89,9 +128,21 @@ extension ClientFrame {
     ///   - bytes: the UTF-8 JSON text of the frame.
     ///   - maxBodyBytes: the server's `--max-message-bytes`.
     public static func decode(_ bytes: some Collection<UInt8>, maxBodyBytes: Int) throws(WireError) -> ClientFrame {
+        if let result = bytes.withContiguousStorageIfAvailable({ b in
+            Result { () throws(WireError) in try decode(UnsafeRawBufferPointer(b), maxBodyBytes: maxBodyBytes) }
+        }) {
+            return try result.get()
+        }
+        return try Array(bytes).withUnsafeBytes { b in
+            Result { () throws(WireError) in try decode(b, maxBodyBytes: maxBodyBytes) }
+        }.get()
+    }
+
+    /// Decodes one client frame from contiguous bytes (the server's path: no generic dispatch).
+    public static func decode(_ bytes: UnsafeRawBufferPointer, maxBodyBytes: Int) throws(WireError) -> ClientFrame {
         let raw: RawClientFrame
         do {
-            raw = try RawClientFrame(fast: bytes) ?? JSONDecoder().decode(RawClientFrame.self, from: Data(bytes))
+            raw = try RawClientFrame(fastRaw: bytes) ?? JSONDecoder().decode(RawClientFrame.self, from: Data(bytes))
         } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
             throw .badJSON("frame is not a JSON object")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
