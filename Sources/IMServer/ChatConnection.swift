@@ -25,6 +25,8 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
     private let logger: Logger
 
     private var context: ChannelHandlerContext?
+    /// The channel's options, fetched once: the getter builds a generic value on every call.
+    private var options: (any NIOSynchronousChannelOptions)?
     private var state: ConnectionState
     private var sequencer: FrameSequencer
     private var deflater: PerMessageDeflater?
@@ -62,6 +64,7 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        options = context.channel.syncOptions
         server.metrics.connections.increment()
         guard let id = server.register(self) else {
             run(state.shutdown())
@@ -369,7 +372,7 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
 
     private func checkOutbound() {
         guard let context, !gone else { return }
-        let pending = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        let pending = (try? options?.getOption(.bufferedWritableBytes)) ?? 0
         switch state.outbound(pending: pending, now: .now()) {
         case .flowing:
             stalled = false
