@@ -101,7 +101,16 @@ struct ConnectionState {
     let limits: Limits
     private var phase: Phase = .anonymous
     private var waiting: Wait?
-    private var queue: [Inbound] = []
+    private var queue: [Inbound] = [] {
+        didSet { queueBytes = queue.reduce(0) { $0 + Self.size(of: $1) } }
+    }
+    /// Body bytes of the frames waiting in `queue`.
+    private var queueBytes = 0
+
+    private static func size(of inbound: Inbound) -> Int {
+        if case .frame(.send(_, _, let body)) = inbound { return body.utf8.count }
+        return 0
+    }
     private var subs: [Feed: Sub] = [:]
     private var knownPeers: Set<String> = []
     private var generation = 0
@@ -278,7 +287,7 @@ struct ConnectionState {
 
     private mutating func readingAction() -> [Action] {
         let shouldPause = unacked >= limits.maxUnackedSends || unackedBytes >= limits.maxUnackedBytes
-            || queue.count >= limits.maxQueuedFrames
+            || queue.count >= limits.maxQueuedFrames || queueBytes >= limits.maxUnackedBytes
         guard shouldPause != readingPaused, !isClosing else { return [] }
         readingPaused = shouldPause
         return [shouldPause ? .pauseReading : .resumeReading]

@@ -52,8 +52,10 @@ public struct ServerConfiguration: Sendable {
     /// Body bytes a connection may have in flight to the store before it stops being read: with large
     /// messages the count above would let one sender queue half a gigabyte.
     public static let maxUnackedBytes = 4 << 20
-    /// Frames held while a token or user lookup is in flight, before reading pauses.
-    public static let maxQueuedFrames = 1024
+    /// Frames held while a token or user lookup is in flight, before reading pauses (and, like sends
+    /// in flight, at most `maxUnackedBytes` of bodies). A lookup takes a millisecond; a client that
+    /// pipelines behind it needs no more.
+    public static let maxQueuedFrames = 64
     /// A WebSocket that has not signed in by then is closed.
     public static let signInTimeout: TimeAmount = .seconds(10)
     /// The server pings idle connections this often; one that sends nothing back in an interval is closed.
