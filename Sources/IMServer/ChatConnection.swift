@@ -112,6 +112,12 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
         server.metrics.connections.decrement()
     }
 
+    /// The session's token stopped being valid: close with 1008 (called on the event loop).
+    func revoke() {
+        run(state.revoked())
+        flush()
+    }
+
     /// The server is shutting down: close with 1001 (called on the event loop).
     func shutdown() {
         run(state.shutdown())
@@ -259,9 +265,11 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
             startClose(code, reason)
         case .checkToken(let token):
             let store = server.store
+            let hash = Credentials.tokenHash(token)
             Task {
-                let user = try? await store.authenticate(tokenHash: Credentials.tokenHash(token), now: Timestamp.nowMillis())
+                let user = try? await store.authenticate(tokenHash: hash, now: Timestamp.nowMillis())
                 self.eventLoop.execute {
+                    if user != nil, let id = self.registration { self.server.signedIn(id, tokenHash: hash) }
                     self.run(self.state.tokenChecked(user))
                     self.flush()
                 }

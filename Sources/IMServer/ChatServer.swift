@@ -31,6 +31,8 @@ public final class ChatServer: Service, Sendable {
     private struct Registry {
         var next = 0
         var connections: [Int: ChatConnection] = [:]
+        /// The token hash each signed-in connection used.
+        var tokens: [Int: [UInt8]] = [:]
         var closing = false
         var emptyWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -62,9 +64,15 @@ public final class ChatServer: Service, Sendable {
         }
     }
 
+    /// Records the token a connection signed in with, for `watchSessions`.
+    func signedIn(_ id: Int, tokenHash: [UInt8]) {
+        registry.withLock { $0.tokens[id] = tokenHash }
+    }
+
     func unregister(_ id: Int) {
         let waiters = registry.withLock { r -> [CheckedContinuation<Void, Never>] in
             r.connections[id] = nil
+            r.tokens[id] = nil
             guard r.connections.isEmpty else { return [] }
             defer { r.emptyWaiters = [] }
             return r.emptyWaiters
@@ -97,6 +105,7 @@ public final class ChatServer: Service, Sendable {
         let (innerEnded, innerEndedContinuation) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await self.committer.run() }
+            group.addTask { await self.watchSessions() }
             group.addTask {
                 do {
                     try await inner.run()
@@ -122,6 +131,7 @@ public final class ChatServer: Service, Sendable {
                 return first
             }
             if let early {
+                self.registry.withLock { $0.closing = true }
                 self.committer.stop()
                 try await group.waitForAll()
                 if case .failure(let error) = early { throw error }
@@ -131,6 +141,35 @@ public final class ChatServer: Service, Sendable {
             await inner.triggerGracefulShutdown()
             self.committer.stop()
             try await group.waitForAll()
+        }
+    }
+
+    /// Closes the connections whose token no longer signs anyone in (revoked, expired, password changed,
+    /// user disabled or removed, by this process or another on the same store), within
+    /// `ServerConfiguration.sessionCheckInterval`. It polls the store's security epoch, which every such
+    /// change moves, and checks all sessions when it moved, and every `sessionRecheckInterval` anyway
+    /// (for tokens that expire).
+    func watchSessions() async {
+        var lastEpoch: Int64?
+        var lastFull = ContinuousClock.now
+        while !isClosing && !Task.isCancelled {
+            try? await Task.sleep(for: ServerConfiguration.sessionCheckInterval)
+            do {
+                let epoch = try await store.securityEpoch()
+                let now = ContinuousClock.now
+                guard epoch != lastEpoch || now - lastFull >= ServerConfiguration.sessionRecheckInterval else { continue }
+                let sessions = registry.withLock { r in r.tokens.compactMap { id, hash in r.connections[id].map { ($0, hash) } } }
+                if lastEpoch != nil || !sessions.isEmpty {
+                    let valid = try await store.validTokens(among: Array(Set(sessions.map(\.1))), now: Timestamp.nowMillis())
+                    for (connection, hash) in sessions where !valid.contains(hash) {
+                        connection.eventLoop.execute { connection.revoke() }
+                    }
+                }
+                lastEpoch = epoch
+                lastFull = now
+            } catch {
+                logger.warning("could not re-check sessions: \(error)")
+            }
         }
     }
 

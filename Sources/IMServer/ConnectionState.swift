@@ -390,6 +390,14 @@ struct ConnectionState {
 
     // MARK: closing
 
+    /// The token this connection signed in with no longer signs anyone in.
+    mutating func revoked() -> [Action] {
+        guard user != nil else { return [] }
+        return closeAction(.policyViolation, "not authorised",
+                           after: [.send(.error(code: .unauthorized, message: "signed out: the token was revoked or expired, or the user's "
+                               + "password changed or the user was disabled or removed", id: nil))])
+    }
+
     /// The server is shutting down.
     mutating func shutdown() -> [Action] {
         closeAction(.goingAway, "server shutting down")

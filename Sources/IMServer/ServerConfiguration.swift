@@ -58,6 +58,11 @@ public struct ServerConfiguration: Sendable {
     public static let maxQueuedFrames = 64
     /// A WebSocket that has not signed in by then is closed.
     public static let signInTimeout: TimeAmount = .seconds(10)
+    /// How often the server looks for revoked sessions (one small query): a revoked token, a changed
+    /// password, a disabled or removed user end their open connections within about this long.
+    public static let sessionCheckInterval: Duration = .seconds(1)
+    /// Every session is re-checked at least this often, for tokens that expire while connected.
+    public static let sessionRecheckInterval: Duration = .seconds(30)
     /// The server pings idle connections this often; one that sends nothing back in an interval is closed.
     public static let pingInterval: TimeAmount = .seconds(30)
     /// How long a close handshake may take before the TCP connection is closed anyway.

@@ -33,6 +33,14 @@ public protocol ChatStore: Sendable {
     func revokeToken(hash: [UInt8]) async throws -> Bool
     /// The enabled user owning an unexpired token with this hash; records its use.
     func authenticate(tokenHash: [UInt8], now: Int64) async throws -> UserRecord?
+    /// Which of these token hashes still sign someone in (unexpired, user enabled and not removed).
+    func validTokens(among hashes: [[UInt8]], now: Int64) async throws -> Set<[UInt8]>
+    /// A counter that every change able to end a session moves (a token revoked, a password changed, a
+    /// user disabled or removed), whichever process made it: servers re-check live sessions when it moves.
+    func securityEpoch() async throws -> Int64
+    /// Replaces a password hash made with weaker parameters after a successful sign-in, keeping tokens;
+    /// nothing happens if the hash changed meanwhile.
+    func upgradePasswordHash(of name: String, from old: String, to hash: String) async throws
 
     // MARK: messages
     /// Appends a batch in one transaction, assigning per-conversation `seq`s; repeats of a stored

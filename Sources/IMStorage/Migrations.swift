@@ -32,6 +32,19 @@ enum Migrations {
         (2, [
             "ALTER TABLE users ADD COLUMN otp_last_step INTEGER",
         ]),
+        // Removed users stay as tombstones (their name is never reused), and every change that can end a
+        // session bumps a counter that servers watch, whichever process made it.
+        (3, [
+            "ALTER TABLE users ADD COLUMN removed_at INTEGER",
+            "CREATE TABLE security_epoch(id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)",
+            "INSERT INTO security_epoch(id, value) VALUES (1, 0)",
+            "CREATE TRIGGER security_tokens_deleted AFTER DELETE ON tokens BEGIN UPDATE security_epoch SET value = value + 1 WHERE id = 1; END",
+            """
+            CREATE TRIGGER security_users_changed AFTER UPDATE OF password_hash, disabled, removed_at ON users
+            BEGIN UPDATE security_epoch SET value = value + 1 WHERE id = 1; END
+            """,
+            "CREATE TRIGGER security_users_deleted AFTER DELETE ON users BEGIN UPDATE security_epoch SET value = value + 1 WHERE id = 1; END",
+        ]),
     ]
 
     static var latest: Int { steps.last?.version ?? 0 }

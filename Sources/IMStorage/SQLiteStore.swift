@@ -105,7 +105,7 @@ public final class SQLiteStore: ChatStore {
     // MARK: users
 
     public func hasUsers() async throws -> Bool {
-        try await reader.query("SELECT 1 FROM users LIMIT 1").isEmpty == false
+        try await reader.query("SELECT 1 FROM users WHERE removed_at IS NULL LIMIT 1").isEmpty == false
     }
 
     public func createUser(name: String, passwordHash: String, isAdmin: Bool) async throws -> UserRecord {
@@ -118,7 +118,8 @@ public final class SQLiteStore: ChatStore {
             let id = Int64(rows.first?.column("id")?.integer ?? 0)
             return UserRecord(id: id, name: name, isAdmin: isAdmin, isDisabled: false, createdAt: now)
         } catch let error as SQLiteError where error.reason == .constraintUniqueFailed || error.reason == .constraint {
-            throw StorageError.userExists(name)
+            let removed = try? await admin.query("SELECT 1 FROM users WHERE name = ? AND removed_at IS NOT NULL", [.text(name)])
+            throw removed?.isEmpty == false ? StorageError.nameRetired(name) : StorageError.userExists(name)
         }
     }
 
@@ -129,28 +130,40 @@ public final class SQLiteStore: ChatStore {
     }
 
     public func user(named name: String) async throws -> UserRecord? {
-        try await reader.query("SELECT id, name, is_admin, disabled, created_at FROM users WHERE name = ?", [.text(name)])
+        try await reader.query("SELECT id, name, is_admin, disabled, created_at FROM users WHERE name = ? AND removed_at IS NULL", [.text(name)])
             .first.map(Self.userRecord)
     }
 
     public func passwordHash(of name: String) async throws -> String? {
-        try await reader.query("SELECT password_hash FROM users WHERE name = ?", [.text(name)]).first?.column("password_hash")?.string
+        try await reader.query("SELECT password_hash FROM users WHERE name = ? AND removed_at IS NULL", [.text(name)]).first?.column("password_hash")?.string
     }
 
     public func listUsers() async throws -> [UserRecord] {
-        try await reader.query("SELECT id, name, is_admin, disabled, created_at FROM users ORDER BY name").map(Self.userRecord)
+        try await reader.query("SELECT id, name, is_admin, disabled, created_at FROM users WHERE removed_at IS NULL ORDER BY name").map(Self.userRecord)
     }
 
     private func userID(_ name: String, on c: SQLiteConnection) async throws -> Int64 {
-        guard let id = try await c.query("SELECT id FROM users WHERE name = ?", [.text(name)]).first?.column("id")?.integer else {
+        guard let id = try await c.query("SELECT id FROM users WHERE name = ? AND removed_at IS NULL", [.text(name)]).first?.column("id")?.integer else {
             throw StorageError.noSuchUser(name)
         }
         return Int64(id)
     }
 
+    /// Removes a user: their tokens go, and the row stays as a tombstone, so that the name is never
+    /// given to someone new (who would otherwise read the old user's direct messages).
     public func removeUser(named name: String) async throws {
-        let rows = try await admin.query("DELETE FROM users WHERE name = ? RETURNING id", [.text(name)])
-        guard !rows.isEmpty else { throw StorageError.noSuchUser(name) }
+        _ = try await admin.query("BEGIN IMMEDIATE")
+        do {
+            let rows = try await admin.query(
+                "UPDATE users SET removed_at = ?, disabled = 1, password_hash = '!', otp_secret = NULL WHERE name = ? AND removed_at IS NULL RETURNING id",
+                [.integer(Int(Timestamp.nowMillis())), .text(name)])
+            guard let id = rows.first?.column("id")?.integer else { throw StorageError.noSuchUser(name) }
+            _ = try await admin.query("DELETE FROM tokens WHERE user_id = ?", [.integer(id)])
+            _ = try await admin.query("COMMIT")
+        } catch {
+            _ = try? await admin.query("ROLLBACK")
+            throw error
+        }
     }
 
     public func setPasswordHash(of name: String, to hash: String) async throws {
@@ -166,24 +179,30 @@ public final class SQLiteStore: ChatStore {
         }
     }
 
+    public func upgradePasswordHash(of name: String, from old: String, to hash: String) async throws {
+        _ = try await admin.query("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ? AND removed_at IS NULL",
+                                  [.text(hash), .text(name), .text(old)])
+    }
+
     public func setDisabled(_ name: String, _ disabled: Bool) async throws {
-        let rows = try await admin.query("UPDATE users SET disabled = ? WHERE name = ? RETURNING id", [.integer(disabled ? 1 : 0), .text(name)])
+        let rows = try await admin.query("UPDATE users SET disabled = ? WHERE name = ? AND removed_at IS NULL RETURNING id",
+                                         [.integer(disabled ? 1 : 0), .text(name)])
         guard !rows.isEmpty else { throw StorageError.noSuchUser(name) }
     }
 
     public func setOTPSecret(of name: String, to secret: String?) async throws {
-        let rows = try await admin.query("UPDATE users SET otp_secret = ?, otp_last_step = NULL WHERE name = ? RETURNING id",
+        let rows = try await admin.query("UPDATE users SET otp_secret = ?, otp_last_step = NULL WHERE name = ? AND removed_at IS NULL RETURNING id",
                                          [secret.map { .text($0) } ?? .null, .text(name)])
         guard !rows.isEmpty else { throw StorageError.noSuchUser(name) }
     }
 
     public func otpSecret(of name: String) async throws -> String? {
-        try await reader.query("SELECT otp_secret FROM users WHERE name = ?", [.text(name)]).first?.column("otp_secret")?.string
+        try await reader.query("SELECT otp_secret FROM users WHERE name = ? AND removed_at IS NULL", [.text(name)]).first?.column("otp_secret")?.string
     }
 
     public func useOTPStep(of name: String, step: Int64) async throws -> Bool {
         try await !admin.query(
-            "UPDATE users SET otp_last_step = ? WHERE name = ? AND (otp_last_step IS NULL OR otp_last_step < ?) RETURNING id",
+            "UPDATE users SET otp_last_step = ? WHERE name = ? AND removed_at IS NULL AND (otp_last_step IS NULL OR otp_last_step < ?) RETURNING id",
             [.integer(Int(step)), .text(name), .integer(Int(step))]).isEmpty
     }
 
@@ -227,11 +246,32 @@ public final class SQLiteStore: ChatStore {
         try await !admin.query("DELETE FROM tokens WHERE hash = ? RETURNING id", [.blob(ByteBuffer(bytes: hash))]).isEmpty
     }
 
+    public func securityEpoch() async throws -> Int64 {
+        Int64(try await reader.query("SELECT value FROM security_epoch WHERE id = 1").first?.column("value")?.integer ?? 0)
+    }
+
+    public func validTokens(among hashes: [[UInt8]], now: Int64) async throws -> Set<[UInt8]> {
+        var valid: Set<[UInt8]> = []
+        for start in stride(from: 0, to: hashes.count, by: 500) {
+            let part = hashes[start..<min(start + 500, hashes.count)]
+            let marks = String(repeating: "?,", count: part.count).dropLast()
+            let rows = try await reader.query(
+                """
+                SELECT t.hash FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash IN (\(marks))
+                AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.disabled = 0 AND u.removed_at IS NULL
+                """, part.map { .blob(ByteBuffer(bytes: $0)) } + [.integer(Int(now))])
+            for row in rows {
+                if let blob = row.column("hash")?.blob { valid.insert(Array(blob.readableBytesView)) }
+            }
+        }
+        return valid
+    }
+
     public func authenticate(tokenHash: [UInt8], now: Int64) async throws -> UserRecord? {
         let rows = try await reader.query(
             """
             SELECT u.id, u.name, u.is_admin, u.disabled, u.created_at, t.id AS token_id, t.last_used_at FROM tokens t
-            JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?)
+            JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.removed_at IS NULL
             """, [.blob(ByteBuffer(bytes: tokenHash)), .integer(Int(now))])
         guard let row = rows.first else { return nil }
         let user = Self.userRecord(row)

@@ -2,6 +2,7 @@
 public struct StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     private enum Kind: Equatable, Sendable {
         case userExists(String)
+        case nameRetired(String)
         case noSuchUser(String)
         case noSuchToken(String)
         case invalidName(String)
@@ -13,6 +14,8 @@ public struct StorageError: Error, Equatable, Sendable, CustomStringConvertible 
     private let kind: Kind
 
     public static func userExists(_ name: String) -> StorageError { .init(kind: .userExists(name)) }
+    /// The name belonged to a removed user; names are never given to someone new.
+    public static func nameRetired(_ name: String) -> StorageError { .init(kind: .nameRetired(name)) }
     public static func noSuchUser(_ name: String) -> StorageError { .init(kind: .noSuchUser(name)) }
     public static func noSuchToken(_ id: String) -> StorageError { .init(kind: .noSuchToken(id)) }
     public static func invalidName(_ name: String) -> StorageError { .init(kind: .invalidName(name)) }
@@ -31,8 +34,10 @@ public struct StorageError: Error, Equatable, Sendable, CustomStringConvertible 
 
     /// Whether the error is a conflict with an existing record.
     public var isConflict: Bool {
-        if case .userExists = kind { return true }
-        return false
+        switch kind {
+        case .userExists, .nameRetired: return true
+        default: return false
+        }
     }
 
     /// Whether the caller's input was at fault (bad name or password).
@@ -46,6 +51,7 @@ public struct StorageError: Error, Equatable, Sendable, CustomStringConvertible 
     public var description: String {
         switch kind {
         case .userExists(let n): "user '\(n)' already exists"
+        case .nameRetired(let n): "the name '\(n)' belonged to a removed user and is not given again (a new '\(n)' would read the old one's direct messages)"
         case .noSuchUser(let n): "no such user '\(n)'"
         case .noSuchToken(let id): "no such token '\(id)'"
         case .invalidName(let n): "invalid user name '\(n)': expected [a-z0-9][a-z0-9_.-]{0,31}"
