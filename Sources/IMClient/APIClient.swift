@@ -65,9 +65,11 @@ public struct APIClient: Sendable {
     }
 
     /// Trades a password for a token.
-    public func login(user: String, password: String, otp: String? = nil) async throws -> String {
-        var fields = ["user": user, "password": password]
+    /// - Parameter ttl: the token's lifetime (the server's default, 30 days, when nil).
+    public func login(user: String, password: String, otp: String? = nil, ttl: Duration? = nil) async throws -> String {
+        var fields: [String: Any] = ["user": user, "password": password]
         if let otp { fields["otp"] = otp }
+        if let ttl { fields["ttl_seconds"] = ttl.components.seconds }
         let body = try JSONSerialization.data(withJSONObject: fields)
         let text = try await call("POST", "/v1/login", json: String(decoding: body, as: UTF8.self))
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],

@@ -6,14 +6,17 @@ import ServiceLifecycle
 public final class BackgroundServer: Sendable {
     /// The bound port.
     public let port: Int
+    /// The server itself (tests reach its parts).
+    let server: ChatServer
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
     /// The WebSocket URL clients connect to.
     public var url: String { "ws://127.0.0.1:\(port)" }
 
-    private init(port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+    private init(port: Int, server: ChatServer, group: ServiceGroup, task: Task<Void, any Error>) {
         self.port = port
+        self.server = server
         self.group = group
         self.task = task
     }
@@ -34,7 +37,7 @@ public final class BackgroundServer: Sendable {
             let failure: (any Error)? = if case .failure(let e) = await task.result { e } else { nil }
             throw BackgroundServerError(port: configuration.port, underlying: failure.map { String(describing: $0) })
         }
-        return BackgroundServer(port: bound, group: group, task: task)
+        return BackgroundServer(port: bound, server: server, group: group, task: task)
     }
 
     /// Graceful shutdown, as on SIGTERM: in-flight messages are committed and acked, clients get 1001.

@@ -15,6 +15,8 @@ extension ChatServer {
         var user: String
         var password: String
         var otp: String?
+        /// Lifetime of the token, in seconds (default `ServerConfiguration.loginTokenTTL`).
+        var ttl_seconds: Int64?
     }
 
     private struct PostMessage: Decodable {
@@ -60,7 +62,13 @@ extension ChatServer {
         guard let token = Self.bearerToken(request.headers) else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing bearer token")
         }
-        guard let user = try await store.authenticate(tokenHash: Credentials.tokenHash(token), now: Timestamp.nowMillis()) else {
+        let found: UserRecord?
+        do {
+            found = try await store.authenticate(tokenHash: Credentials.tokenHash(token), now: Timestamp.nowMillis())
+        } catch {
+            throw Self.unavailable(error)
+        }
+        guard let user = found else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "invalid, expired or revoked token")
         }
         return user
@@ -74,14 +82,17 @@ extension ChatServer {
 
     /// Maps store errors to HTTP statuses.
     static func mapped(_ error: any Error) -> any Error {
-        guard let e = error as? StorageError else { return error }
+        if error is HTTPError { return error }
+        guard let e = error as? StorageError else {
+            return HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "the store is unavailable; try again")
+        }
         if e.isNotFound { return HTTPError(.notFound, message: e.description) }
         if e.isConflict { return HTTPError(.conflict, message: e.description) }
         if e.isInvalidInput { return HTTPError(.badRequest, message: e.description) }
-        return error
+        return HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "the store is unavailable: \(e.description)")
     }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<ChatRequestContext>) {
         router.get("/healthz") { _, _ in Self.json(#"{"status":"ok"}"#) }
         router.get(RouterPath(ChatUpgrader.path)) { _, _ -> Response in
             throw HTTPError(.upgradeRequired, headers: [.upgrade: "websocket"], message: "a WebSocket endpoint: connect with ws:// (see docs/PROTOCOL.md)")
@@ -92,7 +103,8 @@ extension ChatServer {
         }
         router.post("/v1/login") { request, context in
             let login = try await request.decode(as: LoginRequest.self, context: context)
-            return try await self.login(login.user, login.password, otp: login.otp)
+            let ttl = try Self.expiry(seconds: login.ttl_seconds ?? Int64(ServerConfiguration.loginTokenTTL.components.seconds))
+            return try await self.login(login.user, login.password, otp: login.otp, expiresAt: ttl, address: context.clientAddress)
         }
         router.post("/v1/logout") { request, _ in
             guard let token = Self.bearerToken(request.headers) else { throw HTTPError(.unauthorized, message: "missing bearer token") }
@@ -116,52 +128,109 @@ extension ChatServer {
             do { target = try Target(parsing: to) } catch { throw HTTPError(.badRequest, message: "\(error)") }
             let after = Int64(q.get("after") ?? "0") ?? 0
             let limit = min(max(Int(q.get("limit") ?? "100") ?? 100, 1), 10_000)
-            let messages = try await self.messages(in: ConversationKey(target: target, user: user.name), afterSeq: after, limit: limit)
-            let lines = messages.map { $0.view(for: user.name).jsonLine() }.joined(separator: ",")
-            return Self.json("{\"messages\":[\(lines)]}")
+            let messages: [StoredMessage]
+            do {
+                messages = try await self.messages(in: ConversationKey(target: target, user: user.name), afterSeq: after, limit: limit)
+            } catch {
+                throw Self.unavailable(error)
+            }
+            // At most `maxHistoryResponseBytes` (and always one message): a client pages on with `after`.
+            var lines: [String] = []
+            var bytes = 0
+            for m in messages {
+                let line = m.view(for: user.name).jsonLine()
+                bytes += line.utf8.count + 1
+                if bytes > ServerConfiguration.maxHistoryResponseBytes && !lines.isEmpty { break }
+                lines.append(line)
+            }
+            return Self.json("{\"messages\":[\(lines.joined(separator: ","))]}")
         }
         addAdminRoutes(to: router)
     }
 
-    private func login(_ name: String, _ password: String, otp: String?) async throws -> Response {
+    /// The expiry time of a token that lives `seconds`; 400 for a lifetime out of range (or one whose
+    /// arithmetic would overflow).
+    static func expiry(seconds: Int64) throws -> Int64 {
+        let max = Int64(ServerConfiguration.maxTokenTTL.components.seconds)
+        guard seconds >= 1, seconds <= max else {
+            throw HTTPError(.badRequest, message: "ttl_seconds must be 1…\(max) (at most \(max / 86_400) days)")
+        }
+        return Timestamp.nowMillis() + seconds * 1000
+    }
+
+    /// Signs a user in. The attempt is reserved with the throttle before the password is hashed, so a
+    /// burst of parallel guesses gets no more tries than a patient one; hashing runs on its own pool,
+    /// which answers 503 when full.
+    private func login(_ name: String, _ password: String, otp: String?, expiresAt: Int64, address: String) async throws -> Response {
         let refused = HTTPError(.unauthorized, message: "wrong user name, password or one-time code")
-        if let wait = throttle.retryAfter(name) {
+        if let wait = throttle.reserve(name: name, address: address) {
             metrics.loginFailures.increment()
             let seconds = Int(wait.components.seconds) + 1
             throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(seconds)],
-                            message: "too many failed logins for this user; try again in \(seconds)s")
+                            message: "too many failed logins; try again in \(seconds)s")
         }
-        let user = try await store.user(named: name)
-        let hash = try await store.passwordHash(of: name)
-        let ok = try await NIOThreadPool.singleton.runIfActive {
-            Credentials.verifyPassword(password, hash: hash ?? decoyHash) && hash != nil
+        var outcome = LoginThrottle.Outcome.failed
+        defer { throttle.finish(name: name, address: address, outcome) }
+        let user: UserRecord?
+        let hash: String?
+        do {
+            user = try await store.user(named: name)
+            hash = try await store.passwordHash(of: name)
+        } catch {
+            outcome = .abandoned
+            throw Self.unavailable(error)
         }
-        guard ok, let user, !user.isDisabled else {
-            throttle.recordFailure(name)
+        let ok: Bool
+        do {
+            ok = try await hasher.verify(password, hash: hash ?? decoyHash) && hash != nil
+        } catch is PasswordHasher.Busy {
+            outcome = .abandoned
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "too many sign-ins at once; try again shortly")
+        }
+        guard ok, let user, !user.isDisabled, let hash else {
             metrics.loginFailures.increment()
             throw refused
         }
         if let secret = try await store.otpSecret(of: name) {
             guard let otp else {
-                // The password was right; say that a code is needed, so that a client can ask for one.
+                // The password was right; say that a code is needed, so that a client can ask for one. It is
+                // not a failure, and the next try (with the code) is reserved anew.
+                outcome = .succeeded
                 throw HTTPError(.unauthorized, headers: [Self.otpHeader: "required"], message: "user '\(name)' signs in with a one-time code too")
             }
             let step = TOTP.matchingStep(otp, secret: secret, at: Timestamp.nowMillis() / 1000)
             guard let step, try await store.useOTPStep(of: name, step: step) else {
-                throttle.recordFailure(name)
                 metrics.loginFailures.increment()
                 throw refused
             }
         }
-        throttle.recordSuccess(name)
+        outcome = .succeeded
         metrics.logins.increment()
+        if Credentials.needsRehash(hash) {
+            // Made with an earlier, weaker cost: re-made now that the password is known. Best effort.
+            if let better = try? await hasher.hash(password) {
+                try? await store.upgradePasswordHash(of: name, from: hash, to: better)
+            }
+        }
         let token = Credentials.newToken()
-        _ = try await store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: "login", expiresAt: nil)
+        do {
+            _ = try await store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: "login", expiresAt: expiresAt)
+        } catch {
+            throw Self.unavailable(error)
+        }
         var w = JSONObjectWriter()
         w.add("token", token)
         w.add("user", name)
         w.add("admin", user.isAdmin)
+        w.add("expires", Timestamp.rfc3339(millis: expiresAt))
         return Self.json(w.finish())
+    }
+
+    /// A store failure, as the client should see it: try again later (never 401 or 404).
+    static func unavailable(_ error: any Error) -> any Error {
+        if error is HTTPError { return error }
+        if let e = error as? StorageError, e.isNotFound || e.isConflict || e.isInvalidInput { return mapped(e) }
+        return HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "the store is unavailable; try again")
     }
 
     private func post(_ to: String, _ body: String, id: String?, user: UserRecord) async throws -> Response {
@@ -174,7 +243,8 @@ extension ChatServer {
             throw HTTPError(.notFound, message: "no such user '\(peer)'")
         }
         let cid = id ?? UUID().uuidString
-        guard cid.utf8.count <= maxClientIDLength else { throw HTTPError(.badRequest, message: "'id' is too long") }
+        guard !cid.isEmpty else { throw HTTPError(.badRequest, message: "'id' must not be empty (leave it out to have one made)") }
+        guard cid.utf8.count <= maxClientIDLength else { throw HTTPError(.badRequest, message: "'id' is longer than \(maxClientIDLength) bytes") }
         let message = NewMessage(conversation: ConversationKey(target: target, user: user.name), sender: user.name, clientID: cid,
                                  body: body, ts: Timestamp.nowMillis())
         let outcome = try await committer.submit(message)
@@ -184,7 +254,15 @@ extension ChatServer {
         return Self.json(ack.jsonLine(), status: outcome.duplicate ? .ok : .created)
     }
 
-    private func addAdminRoutes(to router: Router<BasicRequestContext>) {
+    private func hashForAdmin(_ password: String) async throws -> String {
+        do {
+            return try await hasher.hash(password)
+        } catch is PasswordHasher.Busy {
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "the server is busy hashing passwords; try again shortly")
+        }
+    }
+
+    private func addAdminRoutes(to router: Router<ChatRequestContext>) {
         let users = router.group("/v1/users")
         users.get { request, _ in
             _ = try await self.authorizeAdmin(request)
@@ -194,7 +272,7 @@ extension ChatServer {
             _ = try await self.authorizeAdmin(request)
             let new = try await request.decode(as: NewUser.self, context: context)
             guard new.password.count >= Credentials.minPasswordLength else { throw Self.mapped(StorageError.weakPassword) }
-            let hash = try await NIOThreadPool.singleton.runIfActive { try Credentials.hashPassword(new.password) }
+            let hash = try await self.hashForAdmin(new.password)
             do {
                 let user = try await self.store.createUser(name: new.name, passwordHash: hash, isAdmin: new.admin ?? false)
                 return Self.json(Self.encode(user), status: .created)
@@ -209,7 +287,7 @@ extension ChatServer {
             _ = try await self.authorizeAdmin(request)
             let p = try await request.decode(as: Password.self, context: context)
             guard p.password.count >= Credentials.minPasswordLength else { throw Self.mapped(StorageError.weakPassword) }
-            let hash = try await NIOThreadPool.singleton.runIfActive { try Credentials.hashPassword(p.password) }
+            let hash = try await self.hashForAdmin(p.password)
             do { try await self.store.setPasswordHash(of: try context.parameters.require("name"), to: hash) } catch { throw Self.mapped(error) }
             return Response(status: .noContent)
         }
@@ -225,7 +303,7 @@ extension ChatServer {
             let name = try context.parameters.require("name")
             let spec = try await request.decode(as: NewToken.self, context: context)
             let token = Credentials.newToken()
-            let expires = spec.ttl_seconds.map { Timestamp.nowMillis() + $0 * 1000 }
+            let expires = try spec.ttl_seconds.map { try Self.expiry(seconds: $0) }
             do {
                 let record = try await self.store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: spec.label,
                                                               expiresAt: expires)

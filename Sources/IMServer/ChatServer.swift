@@ -26,6 +26,7 @@ public final class ChatServer: Service, Sendable {
     let history: HistoryCache
     let committer: GroupCommitter
     let throttle = LoginThrottle()
+    let hasher = PasswordHasher()
     private let onReady: @Sendable (Int) async -> Void
 
     private struct Registry {
@@ -81,7 +82,7 @@ public final class ChatServer: Service, Sendable {
     }
 
     public func run() async throws {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: ChatRequestContext.self)
         addRoutes(to: router)
         let onReady = self.onReady
         var server = HTTPServerBuilder { responder in ChatChannel(responder: responder, server: self) }
@@ -134,6 +135,7 @@ public final class ChatServer: Service, Sendable {
                 self.registry.withLock { $0.closing = true }
                 self.committer.stop()
                 try await group.waitForAll()
+                await self.hasher.shutdown()
                 if case .failure(let error) = early { throw error }
                 return
             }
@@ -141,6 +143,7 @@ public final class ChatServer: Service, Sendable {
             await inner.triggerGracefulShutdown()
             self.committer.stop()
             try await group.waitForAll()
+            await self.hasher.shutdown()
         }
     }
 

@@ -1,3 +1,4 @@
+import IMWire
 import NIOSSL
 public import NIOCore
 
@@ -58,6 +59,12 @@ public struct ServerConfiguration: Sendable {
     public static let maxQueuedFrames = 64
     /// A WebSocket that has not signed in by then is closed.
     public static let signInTimeout: TimeAmount = .seconds(10)
+    /// Lifetime of a token made by a password login (`login --ttl` asks for another).
+    public static let loginTokenTTL: Duration = .seconds(30 * 86_400)
+    /// The longest lifetime a token may be given: ten years, far from any overflow.
+    public static let maxTokenTTL: Duration = DurationText.maxTokenLifetime
+    /// Largest HTTP history answer; past it fewer messages are returned and the client pages with `after`.
+    public static let maxHistoryResponseBytes = 8 << 20
     /// How often the server looks for revoked sessions (one small query): a revoked token, a changed
     /// password, a disabled or removed user end their open connections within about this long.
     public static let sessionCheckInterval: Duration = .seconds(1)

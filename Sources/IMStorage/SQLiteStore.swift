@@ -16,11 +16,15 @@ public final class SQLiteStore: ChatStore {
     private let messages: SQLiteMessageWriter
     private let admin: SQLiteConnection
     private let reader: SQLiteConnection
+    /// The threads of the two sqlite-nio connections: the store's own, so that nothing else queued on
+    /// NIO's shared pool (or any other) holds up its reads and admin writes.
+    private let threads: NIOThreadPool
 
-    private init(messages: SQLiteMessageWriter, admin: SQLiteConnection, reader: SQLiteConnection) {
+    private init(messages: SQLiteMessageWriter, admin: SQLiteConnection, reader: SQLiteConnection, threads: NIOThreadPool) {
         self.messages = messages
         self.admin = admin
         self.reader = reader
+        self.threads = threads
     }
 
     /// WAL pages between automatic checkpoints (SQLite's default is 1,000). Busy index pages are
@@ -32,9 +36,12 @@ public final class SQLiteStore: ChatStore {
     /// Opens (creating if needed) the store at `path`: the folder 0700, the file 0600, schema migrated.
     public static func open(path: String, logger: Logger = Logger(label: "imctl.sqlite")) async throws -> SQLiteStore {
         try prepareFile(path)
+        let threads = NIOThreadPool(numberOfThreads: 2)
+        threads.start()
         func connect() async throws -> SQLiteConnection {
             do {
-                return try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+                return try await SQLiteConnection.open(storage: .file(path: path), threadPool: threads, logger: logger,
+                                                       on: MultiThreadedEventLoopGroup.singleton.any())
             } catch {
                 throw StorageError.cannotOpen("\(path): \(error)")
             }
@@ -47,6 +54,7 @@ public final class SQLiteStore: ChatStore {
             try await Migrations.run(on: migrator)
         } catch {
             try? await migrator.close()
+            try? await threads.shutdownGracefully()
             if let error = error as? StorageError { throw error }
             throw StorageError.cannotOpen("\(path): \(error)")
         }
@@ -60,10 +68,11 @@ public final class SQLiteStore: ChatStore {
             try await configure(reader)
             let messages = try await SQLiteMessageWriter.open(path: path, checkpointPages: walCheckpointPages)
             try? await migrator.close()
-            return SQLiteStore(messages: messages, admin: admin, reader: reader)
+            return SQLiteStore(messages: messages, admin: admin, reader: reader, threads: threads)
         } catch {
             for c in opened { try? await c.close() }
             try? await migrator.close()
+            try? await threads.shutdownGracefully()
             if let error = error as? StorageError { throw error }
             throw StorageError.cannotOpen("\(path): \(error)")
         }
@@ -100,6 +109,7 @@ public final class SQLiteStore: ChatStore {
         await messages.close()
         try await reader.close()
         try await admin.close()
+        try? await threads.shutdownGracefully()
     }
 
     // MARK: users

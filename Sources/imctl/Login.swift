@@ -15,9 +15,12 @@ extension IMCtl {
         var cacert: String?
         @Option(help: ArgumentHelp("One-time code, for a user with two-factor sign-in (asked for on a terminal).", valueName: "code"))
         var otp: String?
+        @Option(help: ArgumentHelp("Lifetime of the token, e.g. 12h or 90d (default: 30d).", valueName: "duration"))
+        var ttl: DurationArgument?
 
         func validate() throws {
             guard Names.isValidUser(user) else { throw ValidationError("invalid user name '\(user)'") }
+            try validateTokenLifetime(ttl)
         }
 
         func run() async throws {
@@ -27,13 +30,13 @@ extension IMCtl {
                 let api = APIClient(server: server, token: nil, caCertificatePath: Defaults.resolveCACert(cacert))
                 let token: String
                 do {
-                    token = try await api.login(user: user, password: password, otp: otp)
+                    token = try await api.login(user: user, password: password, otp: otp, ttl: ttl?.duration)
                 } catch let e as ClientError where e.kind == .otpRequired {
                     guard otp == nil, PasswordInput.terminalAvailable else {
                         throw ClientError(.unauthorized, "user '\(user)' signs in with a one-time code: give --otp CODE")
                     }
                     guard let code = PasswordInput.promptVisible("One-time code: ") else { throw ClientError(.unauthorized, "no code given") }
-                    token = try await api.login(user: user, password: password, otp: code)
+                    token = try await api.login(user: user, password: password, otp: code, ttl: ttl?.duration)
                 }
                 var file = CredentialsFile.load()
                 file.servers[CredentialsFile.key(server)] = .init(user: user, token: token, url: server)

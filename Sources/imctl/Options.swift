@@ -109,6 +109,14 @@ struct DurationArgument: ExpressibleByArgument {
     static var defaultCompletionKind: CompletionKind { .default }
 }
 
+/// A token's `--ttl`: one second to ten years (past that it is a usage error, not an overflow).
+func validateTokenLifetime(_ ttl: DurationArgument?) throws {
+    guard let ttl = ttl?.duration else { return }
+    guard ttl >= .seconds(1), ttl <= DurationText.maxTokenLifetime else {
+        throw ValidationError("--ttl must be between 1s and \(DurationText.maxTokenLifetime.components.seconds / 86_400)d")
+    }
+}
+
 extension Duration {
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -152,7 +152,10 @@ extension IMCtl {
             @Option(help: ArgumentHelp("Lifetime, e.g. 30d (default: no expiry).", valueName: "duration")) var ttl: DurationArgument?
             @Option(help: "A label to recognise the token by.") var label: String?
             @OptionGroup var where_: AdminOptions
-            func validate() throws { try validateUserName(name) }
+            func validate() throws {
+                try validateUserName(name)
+                try validateTokenLifetime(ttl)
+            }
             func run() async throws {
                 try await withAdmin(where_) { backend in
                     let (token, _) = try await backend.token(name, ttl: ttl?.duration, label: label)

@@ -67,7 +67,7 @@ final class TestServer: Sendable {
     /// Creates a user and returns a token for it.
     @discardableResult
     func user(_ name: String, admin: Bool = false, password: String = "password1") async throws -> String {
-        _ = try await store.createUser(name: name, passwordHash: try Credentials.hashPassword(password), isAdmin: admin)
+        _ = try await store.createUser(name: name, passwordHash: try Credentials.hashPassword(password, cost: Credentials.minimumScryptN), isAdmin: admin)
         let token = Credentials.newToken()
         _ = try await store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: "test", expiresAt: nil)
         return token
