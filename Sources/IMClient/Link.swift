@@ -87,6 +87,8 @@ enum Link {
                     guard case .text(let text) = message else { continue }
                     let frame = try ServerFrame.decode(text.utf8)
                     if case .error(let code, let message, _) = frame {
+                        // The server could not check the token just now: like a failed connect, retried.
+                        if code == .unavailable { throw ClientError(.unreachable, "the server is unavailable: \(message)") }
                         throw ClientError.fromServer(code, message)
                     }
                     if case .authed(let user, let maxMessageBytes) = frame {

@@ -55,6 +55,13 @@ public final class Sender: Sendable {
         var linkAlive = false
         var acknowledged = 0
         var writerWake: CheckedContinuation<Step, Never>?
+        /// Sends the server refused for now (`unavailable`, `rate_limited`), to go again, in order, on
+        /// this connection: the first refused and everything unacked after it (the server refuses those
+        /// too, so that none overtakes it).
+        var retries: [String] = []
+        var retryDelay: Duration = .zero
+        /// A resend is scheduled from this message number on.
+        var retryFrom: Int?
         var pumpWake: CheckedContinuation<Void, Never>?
 
         var queued: Int { queue.count - queueHead }
@@ -84,8 +91,11 @@ public final class Sender: Sendable {
         self.configuration = configuration
         self.target = target
         self.logger = logger
-        let hex = "0123456789abcdef"
-        idPrefix = String((0..<12).map { _ in hex.randomElement()! })
+        // 128 random bits (base64url): two runs never pick the same ids, which the server would answer
+        // as resends of each other's messages.
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        idPrefix = String((0..<22).map { _ in alphabet[Int(rng.next(upperBound: UInt8(64)))] })
     }
 
     /// Sends everything `source` yields; `onAck` runs for each acknowledgement, in order.
@@ -183,6 +193,8 @@ public final class Sender: Sendable {
                          onAck: @escaping @Sendable (Ack) -> Void) async throws {
         let resend: [Outgoing] = state.withLock { s in
             s.linkAlive = true
+            s.retries = []
+            s.retryFrom = nil
             return s.order[s.orderHead...].compactMap { s.unacked[$0] }
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -217,6 +229,7 @@ public final class Sender: Sendable {
                     let known = state.withLock { s -> Bool in
                         guard s.unacked.removeValue(forKey: ack.cid) != nil else { return false }
                         s.acknowledged += 1
+                        s.retryDelay = .zero
                         while s.orderHead < s.order.count, s.unacked[s.order[s.orderHead]] == nil { s.orderHead += 1 }
                         if s.orderHead > 4096, s.orderHead * 2 > s.order.count {
                             s.order.removeFirst(s.orderHead)
@@ -230,8 +243,35 @@ public final class Sender: Sendable {
                         w?.resume(returning: .again)
                     }
                 case .error(let code, let message, let id):
+                    if let id, code == .unavailable || code == .rateLimited {
+                        // Not stored, and the connection stays: after a pause that grows while refusals go on
+                        // (and resets with the next ack), send it and every later unacked message again, in
+                        // order, with the same ids. One resend is scheduled at a time, from the earliest refused.
+                        let delay = state.withLock { s -> Duration? in
+                            guard let item = s.unacked[id] else { return nil }
+                            if let from = s.retryFrom {
+                                s.retryFrom = min(from, item.index)
+                                return nil
+                            }
+                            s.retryFrom = item.index
+                            s.retryDelay = s.retryDelay == .zero ? Self.firstRetry : min(s.retryDelay * 2, Self.maxRetry)
+                            return s.retryDelay
+                        }
+                        guard let delay else { continue }
+                        logger.debug("message \(id): \(code.rawValue); resending from it in \(delay)")
+                        Task {
+                            try? await Task.sleep(for: delay)
+                            let w = self.state.withLock { s -> CheckedContinuation<Step, Never>? in
+                                let from = s.retryFrom ?? 0
+                                s.retryFrom = nil
+                                s.retries = s.order[s.orderHead...].filter { s.unacked[$0].map { $0.index >= from } ?? false }
+                                return s.wakeWriter()
+                            }
+                            w?.resume(returning: .again)
+                        }
+                        continue
+                    }
                     let error = ClientError.fromServer(code, id.map { "message \($0): \(message)" } ?? message)
-                    if code == .unavailable, id != nil { continue }  // retried after reconnect with the same id
                     let w = state.withLock { s in s.fatal = s.fatal ?? error; return s.wakeWriter() }
                     w?.resume(returning: .again)
                 default:
@@ -272,9 +312,19 @@ public final class Sender: Sendable {
         }
     }
 
+    /// First and longest pause before resending a message the server refused for now.
+    static let firstRetry: Duration = .milliseconds(50)
+    static let maxRetry: Duration = .seconds(5)
+
     /// Decides what the writer does next; nil means wait for an ack, input or the end of the link.
     private func nextStep(_ s: inout State, maxBytes: Int) -> Step? {
         if s.fatal != nil || !s.linkAlive { return .stop }
+        while !s.retries.isEmpty {
+            let cid = s.retries.removeFirst()
+            if let item = s.unacked[cid] { return .send(item) }
+        }
+        // A resend is due: nothing new goes before it (the server would refuse it anyway).
+        if s.retryFrom != nil { return nil }
         if let blocked = s.blocked {
             // Everything before the bad message must be acknowledged first, so the count we report is exact.
             guard s.unacked.isEmpty else { return nil }

@@ -267,17 +267,23 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
             let store = server.store
             let hash = Credentials.tokenHash(token)
             Task {
-                let user = try? await store.authenticate(tokenHash: hash, now: Timestamp.nowMillis())
+                let result = await Result(catching: { try await store.authenticate(tokenHash: hash, now: Timestamp.nowMillis()) })
                 self.eventLoop.execute {
-                    if user != nil, let id = self.registration { self.server.signedIn(id, tokenHash: hash) }
-                    self.run(self.state.tokenChecked(user))
+                    switch result {
+                    case .success(let user):
+                        if user != nil, let id = self.registration { self.server.signedIn(id, tokenHash: hash) }
+                        self.run(self.state.tokenChecked(user))
+                    case .failure(let error):
+                        self.logger.error("token check failed: \(error)")
+                        self.run(self.state.tokenCheckFailed())
+                    }
                     self.flush()
                 }
             }
         case .checkPeer(let name):
             let store = server.store
             Task {
-                let exists = ((try? await store.user(named: name)) ?? nil) != nil
+                let exists: Bool? = await Result(catching: { try await store.user(named: name) }).map { $0 != nil }.get(or: nil)
                 self.eventLoop.execute {
                     self.run(self.state.peerChecked(name, exists: exists))
                     self.flush()
@@ -439,9 +445,9 @@ final class ChatConnection: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     /// Acks (or `unavailable` errors) for `count` of this connection's sends, already framed.
-    func answered(_ frames: ByteBuffer, count: Int) {
+    func answered(_ frames: ByteBuffer, count: Int, firstFailed: String? = nil) {
         write(frames)
-        run(state.sendsAnswered(count))
+        run(state.sendsAnswered(count, firstFailed: firstFailed))
     }
 
     /// Writes one page of a replay; returns once there is room for the next, or false to stop.
@@ -486,6 +492,24 @@ extension ByteBuffer {
                 p[i] ^= key[i & 3]
                 i += 1
             }
+        }
+    }
+}
+
+extension Result {
+    /// The success value, or `fallback` on failure.
+    func get(or fallback: Success) -> Success {
+        (try? get()) ?? fallback
+    }
+}
+
+extension Result where Failure == any Error {
+    /// Runs an async throwing body, catching its error.
+    init(catching body: () async throws -> Success) async {
+        do {
+            self = .success(try await body())
+        } catch {
+            self = .failure(error)
         }
     }
 }

@@ -11,6 +11,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 public import ServiceLifecycle
+import Prometheus
 import Synchronization
 
 /// The instant-messaging server: WebSocket at `/v1/ws`, HTTP JSON beside it, one store behind both.
@@ -39,6 +40,12 @@ public final class ChatServer: Service, Sendable {
     }
     private let registry = Mutex(Registry())
 
+    private struct Admissions {
+        var total = 0
+        var perAddress: [String: Int] = [:]
+    }
+    private let admissions = Mutex(Admissions())
+
     /// - Parameters:
     ///   - onReady: called with the bound port once the server accepts connections.
     public init(configuration: ServerConfiguration, store: any ChatStore, logger: Logger,
@@ -63,6 +70,34 @@ public final class ChatServer: Service, Sendable {
             r.connections[r.next] = connection
             return r.next
         }
+    }
+
+    /// Admits a newly accepted TCP connection, or refuses it when the server's cap or its address's is
+    /// reached (then it is closed at once). Admitted ones are counted until they close.
+    func admit(_ channel: any Channel) -> Bool {
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
+        let admitted = admissions.withLock { a -> Bool in
+            guard a.total < configuration.maxConnections, a.perAddress[address, default: 0] < configuration.maxConnectionsPerAddress else {
+                return false
+            }
+            a.total += 1
+            a.perAddress[address, default: 0] += 1
+            return true
+        }
+        guard admitted else {
+            metrics.connectionsRefused.increment()
+            return false
+        }
+        metrics.tcpConnections.increment()
+        channel.closeFuture.whenComplete { _ in
+            self.metrics.tcpConnections.decrement()
+            self.admissions.withLock { a in
+                a.total -= 1
+                a.perAddress[address, default: 1] -= 1
+                if a.perAddress[address] == 0 { a.perAddress[address] = nil }
+            }
+        }
+        return true
     }
 
     /// Records the token a connection signed in with, for `watchSessions`.

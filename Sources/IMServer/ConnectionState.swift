@@ -29,6 +29,11 @@ struct ConnectionState {
         var maxQueuedFrames: Int
         var signInTimeout: TimeAmount
         var writeTimeout: TimeAmount
+        var maxSubscriptions: Int
+        var maxHistory: Int
+        /// Sends per second a connection may make on average, and in a burst (0: no limit).
+        var sendsPerSecond: Int
+        var sendBurst: Int
     }
 
     /// A decoded client frame, or why it could not be decoded.
@@ -121,12 +126,22 @@ struct ConnectionState {
     private var unackedBytes = 0
     private var readingPaused = false
     private var stalledSince: NIODeadline?
+    /// The first send refused for now (over the rate, or the store failed), and how: until the client
+    /// sends it again, later sends are refused the same way, so that none overtakes it.
+    private var refusedFrom: (id: String, code: WireError.Code)?
+    /// The send rate's token bucket.
+    private var sendTokens: Double
+    private var sendTokensAt: NIODeadline?
+    /// The time of the frame being processed (for the send rate).
+    private var now: NIODeadline
     /// When a connection that has not signed in is closed.
     let signInDeadline: NIODeadline
 
     init(limits: Limits, now: NIODeadline) {
         self.limits = limits
         self.signInDeadline = now + limits.signInTimeout
+        self.sendTokens = Double(limits.sendBurst)
+        self.now = now
     }
 
     /// The signed-in user, if any.
@@ -169,6 +184,14 @@ struct ConnectionState {
         return actions
     }
 
+    /// The token could not be checked (the store failed): say so, and close so the client retries later.
+    mutating func tokenCheckFailed() -> [Action] {
+        guard case .token? = waiting, !isClosing else { return [] }
+        waiting = nil
+        return closeAction(.unexpectedServerError, "store unavailable",
+                           after: [.send(.error(code: .unavailable, message: "could not check the token now; try again", id: nil))])
+    }
+
     /// Deadlines: a connection that has not signed in by `signInDeadline` is closed.
     mutating func tick(now: NIODeadline) -> [Action] {
         guard case .anonymous = phase, now >= signInDeadline else { return [] }
@@ -180,7 +203,8 @@ struct ConnectionState {
     // MARK: frames
 
     /// A frame arrived (frames wait, in order, while a token or user is being looked up).
-    mutating func received(_ inbound: Inbound) -> [Action] {
+    mutating func received(_ inbound: Inbound, now: NIODeadline = .now()) -> [Action] {
+        self.now = now
         guard !isClosing else { return [] }
         if waiting != nil {
             queue.append(inbound)
@@ -221,6 +245,17 @@ struct ConnectionState {
         switch frame {
         case .send(let id, let to, let body):
             if let peer = unknownPeer(to) { return lookUp(peer, then: inbound) }
+            if let refused = refusedFrom {
+                guard id == refused.id else {
+                    return [.send(.error(code: refused.code, message: "resend in order, starting with '\(refused.id)'", id: id))]
+                }
+                refusedFrom = nil
+            }
+            guard takeSendToken() else {
+                refusedFrom = (id, .rateLimited)
+                return [.send(.error(code: .rateLimited, message: "over \(limits.sendsPerSecond) sends per second; resend after a pause",
+                                     id: id))]
+            }
             unacked += 1
             unackedSizes.append(body.utf8.count)
             unackedBytes += body.utf8.count
@@ -250,21 +285,37 @@ struct ConnectionState {
     }
 
     /// The answer to `checkPeer`.
-    mutating func peerChecked(_ name: String, exists: Bool) -> [Action] {
+    /// The answer to `checkPeer`: whether the user exists, or nil when the store could not say.
+    mutating func peerChecked(_ name: String, exists: Bool?) -> [Action] {
         guard case .peer(let waitingFor)? = waiting, waitingFor == name, !isClosing else { return [] }
         waiting = nil
-        if exists {
+        if exists == true {
             knownPeers.insert(name)
             return drainQueue()
         }
-        // The frame that asked is answered with `not_found`; the rest go on.
+        // The frame that asked is answered with `not_found` (or `unavailable`: retry); the rest go on.
         var actions: [Action] = []
         if !queue.isEmpty, case .frame(let frame) = queue.removeFirst() {
             var id: String?
             if case .send(let cid, _, _) = frame { id = cid }
-            actions.append(.send(.error(code: .notFound, message: "no such user '\(name)'", id: id)))
+            actions.append(exists == nil
+                ? .send(.error(code: .unavailable, message: "could not look up '\(name)' now; try again", id: id))
+                : .send(.error(code: .notFound, message: "no such user '\(name)'", id: id)))
         }
         return actions + drainQueue()
+    }
+
+    /// Takes one send from the token bucket (refilled at `sendsPerSecond`, holding at most `sendBurst`).
+    private mutating func takeSendToken() -> Bool {
+        guard limits.sendsPerSecond > 0 else { return true }
+        if let at = sendTokensAt {
+            let elapsed = Double((now - at).nanoseconds) / 1e9
+            sendTokens = min(Double(limits.sendBurst), sendTokens + max(0, elapsed) * Double(limits.sendsPerSecond))
+        }
+        sendTokensAt = now
+        guard sendTokens >= 1 else { return false }
+        sendTokens -= 1
+        return true
     }
 
     private mutating func subscribe(_ sub: Subscription, user: UserRecord) -> [Action] {
@@ -276,8 +327,14 @@ struct ConnectionState {
         if case .allDirect = feed, case .last = sub.start {
             return [.send(.error(code: .badFrame, message: "'history' needs one conversation; '@*' resumes with 'after_id'", id: nil))]
         }
-        generation += 1
+        if case .last(let n) = sub.start, n > limits.maxHistory {
+            return [.send(.error(code: .badFrame, message: "'history' is at most \(limits.maxHistory); page on with 'after'", id: nil))]
+        }
         let isNew = subs[feed] == nil
+        if isNew, subs.count >= limits.maxSubscriptions {
+            return [.send(.error(code: .limit, message: "at most \(limits.maxSubscriptions) subscriptions per connection", id: nil))]
+        }
+        generation += 1
         // A second `sub` to the same feed replaces the first: its replay's pages and `subscribed` are ignored.
         subs[feed] = Sub(generation: generation, label: sub.scope.description)
         var actions: [Action] = isNew ? [.register(feed)] : []
@@ -295,8 +352,10 @@ struct ConnectionState {
 
     // MARK: sends
 
-    /// `count` sends were answered (acked, or refused by the store).
-    mutating func sendsAnswered(_ count: Int) -> [Action] {
+    /// `count` sends were answered (acked, or refused by the store); `firstFailed` is the first of them
+    /// the store refused, if any: later sends wait for it to be sent again.
+    mutating func sendsAnswered(_ count: Int, firstFailed: String? = nil) -> [Action] {
+        if let firstFailed, refusedFrom == nil { refusedFrom = (firstFailed, .unavailable) }
         let n = min(count, unacked)
         unacked -= n
         for _ in 0..<n {

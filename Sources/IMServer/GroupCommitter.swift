@@ -167,7 +167,14 @@ final class GroupCommitter: Sendable {
                 history.append(fresh)
                 hub.publish(fresh: fresh, origins: batch.origins, outcomes: outcomes, encoder: &encoder)
             case .failure:
-                hub.publish(fresh: [], origins: batch.origins, outcomes: nil, encoder: &encoder)
+                // What waits behind a failed batch fails too: stored after it (the store may well work again
+                // by then), it would overtake the failed messages its senders are about to send again.
+                let waiting = state.withLock { s -> Batch in
+                    var rest = Batch()
+                    swap(&rest, &s.queue)
+                    return rest
+                }
+                hub.publish(fresh: [], origins: batch.origins + waiting.origins, outcomes: nil, encoder: &encoder)
             }
         }
     }

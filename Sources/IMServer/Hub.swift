@@ -53,6 +53,8 @@ final class Hub: Sendable {
         let connection: ChatConnection
         var frames: ByteBuffer
         var count = 0
+        /// The first of them the store refused.
+        var firstFailed: String?
 
         init(_ connection: ChatConnection, capacity: Int) {
             self.connection = connection
@@ -100,6 +102,7 @@ final class Hub: Sendable {
                                                   id: cid).encoded()
                     WebSocketWire.writeHeader(opcode: WebSocketWire.text, length: frame.utf8.count, into: &a.frames)
                     a.frames.writeString(frame)
+                    if a.firstFailed == nil { a.firstFailed = cid }
                 }
                 a.count += 1
             }
@@ -118,7 +121,7 @@ final class Hub: Sendable {
                     }
                 }
                 for a in w.answers {
-                    a.connection.answered(a.frames, count: a.count)
+                    a.connection.answered(a.frames, count: a.count, firstFailed: a.firstFailed)
                     touched.append(a.connection)
                 }
                 for c in touched { c.flush() }

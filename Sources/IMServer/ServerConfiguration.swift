@@ -27,6 +27,15 @@ public struct ServerConfiguration: Sendable {
     public var historyCacheBytes: Int
     /// Bytes a connection may owe the network before it is cut as too slow.
     public var maxPendingBytes: Int
+    /// Open TCP connections in all, and from one address; past either, new ones are closed at once.
+    public var maxConnections: Int
+    public var maxConnectionsPerAddress: Int
+    /// Sends per second one WebSocket may make (a token bucket holding as many); 0: no limit.
+    public var maxSendsPerSecond: Int
+    /// Deadlines (defaults: the static constants of the same names, with their reasons).
+    public var signInTimeout: TimeAmount = ServerConfiguration.signInTimeout
+    public var httpIdleTimeout: TimeAmount = ServerConfiguration.httpIdleTimeout
+    public var tlsHandshakeTimeout: TimeAmount = ServerConfiguration.tlsHandshakeTimeout
     /// Paths of a PEM certificate chain and key; both or neither.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
@@ -59,6 +68,23 @@ public struct ServerConfiguration: Sendable {
     public static let maxQueuedFrames = 64
     /// A WebSocket that has not signed in by then is closed.
     public static let signInTimeout: TimeAmount = .seconds(10)
+    /// Default of `maxConnections`: well above what one process serves comfortably (an idle listener
+    /// costs ~7 KiB here, an active one a few hundred), below the descriptor limits servers run with.
+    public static let defaultMaxConnections = 50_000
+    /// Default of `maxConnectionsPerAddress`: one host behind one NAT address may hold thousands of
+    /// listeners (the W4 benchmark holds 5,000 from 127.0.0.1), but not all of the server's.
+    public static let defaultMaxConnectionsPerAddress = 10_000
+    /// Default of `maxSendsPerSecond`: above what one pipelined `imctl send` reaches here (~60,000/s),
+    /// so bulk loads are never refused, while one connection cannot take the whole store.
+    public static let defaultMaxSendsPerSecond = 100_000
+    /// Subscriptions one connection may hold.
+    public static let maxSubscriptions = 1_000
+    /// The most messages one `history` may ask for; more is paged with `after`.
+    public static let maxHistory = 10_000
+    /// An idle HTTP keep-alive connection is closed after this long (nginx's default is 75 s).
+    public static let httpIdleTimeout: TimeAmount = .seconds(60)
+    /// A TLS handshake that has not completed by then is dropped.
+    public static let tlsHandshakeTimeout: TimeAmount = .seconds(10)
     /// Lifetime of a token made by a password login (`login --ttl` asks for another).
     public static let loginTokenTTL: Duration = .seconds(30 * 86_400)
     /// The longest lifetime a token may be given: ten years, far from any overflow.
@@ -85,6 +111,9 @@ public struct ServerConfiguration: Sendable {
     public init(host: String = "127.0.0.1", port: Int = 7700, maxMessageBytes: Int = 65536, compression: Bool = true,
                 compressionWindowBits: Int = 15, historyCacheBytes: Int = ServerConfiguration.historyCacheBytes,
                 maxPendingBytes: Int = ServerConfiguration.defaultMaxPendingBytes,
+                maxConnections: Int = ServerConfiguration.defaultMaxConnections,
+                maxConnectionsPerAddress: Int = ServerConfiguration.defaultMaxConnectionsPerAddress,
+                maxSendsPerSecond: Int = ServerConfiguration.defaultMaxSendsPerSecond,
                 tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil) {
         self.host = host
         self.port = port
@@ -93,6 +122,9 @@ public struct ServerConfiguration: Sendable {
         self.compressionWindowBits = compressionWindowBits
         self.historyCacheBytes = historyCacheBytes
         self.maxPendingBytes = maxPendingBytes
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerAddress = maxConnectionsPerAddress
+        self.maxSendsPerSecond = maxSendsPerSecond
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsKeyPath = tlsKeyPath
     }
@@ -124,6 +156,8 @@ public struct ServerConfiguration: Sendable {
     var connectionLimits: ConnectionState.Limits {
         .init(maxMessageBytes: maxMessageBytes, maxPendingBytes: maxPendingBytes, maxUnackedSends: Self.maxUnackedSends,
               maxUnackedBytes: Self.maxUnackedBytes,
-              maxQueuedFrames: Self.maxQueuedFrames, signInTimeout: Self.signInTimeout, writeTimeout: Self.writeTimeout)
+              maxQueuedFrames: Self.maxQueuedFrames, signInTimeout: signInTimeout, writeTimeout: Self.writeTimeout,
+              maxSubscriptions: Self.maxSubscriptions, maxHistory: Self.maxHistory, sendsPerSecond: maxSendsPerSecond,
+              sendBurst: maxSendsPerSecond)
     }
 }

@@ -13,6 +13,8 @@ final class ServerMetrics: Sendable {
     let commitDuration: DurationHistogram
     let batchSize: ValueHistogram
     let slowConsumers: Counter
+    let connectionsRefused: Counter
+    let tcpConnections: Gauge
     let historyCacheHits: Counter
     let historyStoreReads: Counter
     let logins: Counter
@@ -35,6 +37,9 @@ final class ServerMetrics: Sendable {
                                                 help: "Messages per committed transaction.")
         slowConsumers = registry.makeCounter(name: "imctl_slow_consumers_total",
                                              help: "Connections closed for falling too far behind (they resume after their last seq).")
+        connectionsRefused = registry.makeCounter(name: "imctl_connections_refused_total",
+                                                  help: "TCP connections closed at once: the server's or their address's cap was reached.")
+        tcpConnections = registry.makeGauge(name: "imctl_tcp_connections", help: "Open TCP connections (HTTP and WebSocket), as counted against the caps.")
         historyCacheHits = registry.makeCounter(name: "imctl_history_cache_hits_total", help: "History reads answered from memory.")
         historyStoreReads = registry.makeCounter(name: "imctl_history_store_reads_total", help: "History reads that went to the store.")
         logins = registry.makeCounter(name: "imctl_logins_total", help: "Successful password logins.")

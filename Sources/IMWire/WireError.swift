@@ -18,6 +18,10 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case notFound = "not_found"
         case conflict = "conflict"
         case unavailable = "unavailable"
+        /// Over the sends per second a connection may make: resend the same id after a pause.
+        case rateLimited = "rate_limited"
+        /// A per-connection limit (such as the number of subscriptions) was reached.
+        case limit = "limit"
         case `internal` = "internal"
     }
 

@@ -24,6 +24,12 @@ extension IMCtl {
         @Option(help: "Largest message body in bytes.") var maxMessageBytes = 65536
         @Option(help: ArgumentHelp("Memory for recent messages served to history and resume without the store (0: off).",
                                    valueName: "bytes")) var historyCacheBytes = ServerConfiguration.historyCacheBytes
+        @Option(help: "Open connections in all; past it new ones are closed at once.")
+        var maxConnections = ServerConfiguration.defaultMaxConnections
+        @Option(help: "Open connections from one address.")
+        var maxConnectionsPerAddress = ServerConfiguration.defaultMaxConnectionsPerAddress
+        @Option(help: "Sends per second one connection may make (0: no limit); over it sends get a rate_limited error.")
+        var maxSendsPerSecond = ServerConfiguration.defaultMaxSendsPerSecond
         @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
         @Option(help: "text or json.") var logFormat = "text"
 
@@ -32,6 +38,8 @@ extension IMCtl {
             guard maxMessageBytes >= 1 && maxMessageBytes <= 16 << 20 else {
                 throw ValidationError("--max-message-bytes must be 1…16777216")
             }
+            guard maxConnections >= 1, maxConnectionsPerAddress >= 1 else { throw ValidationError("connection limits must be at least 1") }
+            guard maxSendsPerSecond >= 0 else { throw ValidationError("--max-sends-per-second must be 0 or more") }
             guard historyCacheBytes >= 0 else { throw ValidationError("--history-cache-bytes must be 0 or more") }
             guard (9...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 9…15") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -54,6 +62,14 @@ extension IMCtl {
             let logger = Logger(label: "imctl.serve")
             try await runMapped {
                 let path = store.resolvedDatabase
+                // One server per store: a second one would assign the same seqs.
+                let lock: ServerLock
+                do {
+                    lock = try ServerLock.claim(databasePath: path)
+                } catch let e as ServerLock.Held {
+                    throw ClientError(.server, "\(e)")
+                }
+                defer { lock.release() }
                 let db = try await store.open()
                 if try await !db.hasUsers() {
                     let flag = store.database.map { " --database \($0)" } ?? ""
@@ -64,6 +80,8 @@ extension IMCtl {
                 let host = self.host
                 let config = ServerConfiguration(host: host, port: port, maxMessageBytes: maxMessageBytes, compression: !noCompression,
                                                  compressionWindowBits: compressionWindowBits, historyCacheBytes: historyCacheBytes,
+                                                 maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
+                                                 maxSendsPerSecond: maxSendsPerSecond,
                                                  tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
                 let (ws, http) = tlsCert == nil ? ("ws", "http") : ("wss", "https")
                 let server = ChatServer(configuration: config, store: db, logger: logger) { port in

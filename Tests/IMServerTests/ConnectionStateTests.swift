@@ -7,7 +7,8 @@ import Testing
 /// The connection's logic as a value: no sockets, time passed in.
 @Suite struct ConnectionStateTests {
     static let limits = ConnectionState.Limits(maxMessageBytes: 1000, maxPendingBytes: 10_000, maxUnackedSends: 3, maxUnackedBytes: 100, maxQueuedFrames: 4,
-                                               signInTimeout: .seconds(10), writeTimeout: .seconds(10))
+                                               signInTimeout: .seconds(10), writeTimeout: .seconds(10), maxSubscriptions: 2, maxHistory: 50,
+                                               sendsPerSecond: 1_000, sendBurst: 1_000)
     static let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
     static let alice = UserRecord(id: 1, name: "alice", isAdmin: false, isDisabled: false, createdAt: 0)
     static let room = Feed.conversation(.room("r"))
@@ -188,6 +189,43 @@ import Testing
         #expect(s.shutdown().isEmpty)
         guard case .none = s.deliver(Self.chunk(1...1), to: Self.room) else { Issue.record("delivered while closing"); return }
         #expect(s.received(.frame(.ping(ref: nil))).isEmpty)
+    }
+
+    /// The send rate is a token bucket in the connection's time: a burst, then the rate.
+    @Test func sendsOverTheRateAreRefusedWithTheirID() {
+        var limits = Self.limits
+        limits.sendsPerSecond = 2
+        limits.sendBurst = 2
+        limits.maxUnackedSends = 100
+        var s = ConnectionState(limits: limits, now: Self.t0)
+        _ = s.received(.frame(.auth(token: "t")), now: Self.t0)
+        _ = s.tokenChecked(Self.alice)
+        func send(_ id: String, at t: NIODeadline) -> String {
+            Self.describe(s.received(.frame(.send(id: id, to: .room("r"), body: "x")), now: t)).first ?? ""
+        }
+        #expect(send("1", at: Self.t0).hasPrefix("submit"))
+        #expect(send("2", at: Self.t0).hasPrefix("submit"))
+        let refused = send("3", at: Self.t0)
+        #expect(refused.contains(#""code":"rate_limited""#) && refused.contains(#""id":"3""#))
+        #expect(send("3", at: Self.t0 + .milliseconds(500)).hasPrefix("submit"))
+        #expect(send("4", at: Self.t0 + .milliseconds(600)).contains("rate_limited"))
+        #expect(send("4", at: Self.t0 + .seconds(5)).hasPrefix("submit"))
+    }
+
+    @Test func subscriptionsAndHistoryAreCapped() {
+        var s = signedIn()
+        #expect(Self.describe(s.received(.frame(.subscribe(Subscription(scope: .target(.room("r")), start: .last(51))))))[0].contains("bad_frame"))
+        #expect(Self.describe(s.received(.frame(.subscribe(Subscription(scope: .target(.room("a")), start: .live))))).count == 2)
+        #expect(Self.describe(s.received(.frame(.subscribe(Subscription(scope: .target(.room("b")), start: .last(50)))))).count == 2)
+        #expect(Self.describe(s.received(.frame(.subscribe(Subscription(scope: .target(.room("c")), start: .live)))))[0].contains(#""code":"limit""#))
+    }
+
+    @Test func aRevokedSessionIsClosed() {
+        var s = signedIn()
+        let out = Self.describe(s.revoked())
+        #expect(out.count == 2 && out[0].contains("unauthorized") && out[1].hasPrefix("close policyViolation"))
+        var anonymous = ConnectionState(limits: Self.limits, now: Self.t0)
+        #expect(anonymous.revoked().isEmpty)
     }
 
     @Test func allDirectUsesMessageIDs() {

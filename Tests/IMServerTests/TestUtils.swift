@@ -40,14 +40,16 @@ final class TestServer: Sendable {
 
     static func start(maxMessageBytes: Int = 65536, compression: Bool = true, port: Int = 0, directory: URL? = nil,
                       tls: (certificate: String, key: String)? = nil,
-                      historyCacheBytes: Int = ServerConfiguration.historyCacheBytes) async throws -> TestServer {
+                      historyCacheBytes: Int = ServerConfiguration.historyCacheBytes,
+                      configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("imctl-server-\(UUID().uuidString)")
         let store = try await SQLiteStore.open(path: dir.appendingPathComponent("imctl.db").path)
         var logger = Logger(label: "test.server")
         logger.logLevel = ProcessInfo.processInfo.environment["IMCTL_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .error
-        let configuration = ServerConfiguration(host: "127.0.0.1", port: port, maxMessageBytes: maxMessageBytes, compression: compression,
+        var configuration = ServerConfiguration(host: "127.0.0.1", port: port, maxMessageBytes: maxMessageBytes, compression: compression,
                                                 historyCacheBytes: historyCacheBytes, tlsCertificatePath: tls?.certificate,
                                                 tlsKeyPath: tls?.key)
+        configure(&configuration)
         do {
             let background = try await BackgroundServer.start(configuration, store: store, logger: logger)
             return TestServer(store: store, background: background, directory: dir)
@@ -80,8 +82,10 @@ final class TestServer: Sendable {
 
 /// Runs `body` with a started server and stops it afterwards, even on failure.
 func withServer(maxMessageBytes: Int = 65536, compression: Bool = true, historyCacheBytes: Int = ServerConfiguration.historyCacheBytes,
+                configure: (inout ServerConfiguration) -> Void = { _ in },
                 _ body: (TestServer) async throws -> Void) async throws {
-    let server = try await TestServer.start(maxMessageBytes: maxMessageBytes, compression: compression, historyCacheBytes: historyCacheBytes)
+    let server = try await TestServer.start(maxMessageBytes: maxMessageBytes, compression: compression, historyCacheBytes: historyCacheBytes,
+                                            configure: configure)
     do {
         try await body(server)
     } catch {

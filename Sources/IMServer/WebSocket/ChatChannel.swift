@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import NIOTLS
 
 /// Each accepted connection: HTTP/1.1 for Hummingbird's router, or, on an upgrade to `/v1/ws`, our own
 /// WebSocket pipeline (`WebSocketFrameDecoder` and a `ChatConnection`) with nothing async in between.
@@ -26,14 +27,25 @@ struct ChatChannel: ServerChildChannel, HTTPChannelHandler {
     let server: ChatServer
     let http1: HTTP1Channel.Configuration
 
-    init(responder: @escaping HTTPChannelHandler.Responder, server: ChatServer, http1: HTTP1Channel.Configuration = .init()) {
+    init(responder: @escaping HTTPChannelHandler.Responder, server: ChatServer) {
         self.responder = Self.redirectingLateUpgrades(responder)
         self.server = server
-        self.http1 = http1
+        self.http1 = .init(idleTimeout: server.configuration.httpIdleTimeout)
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
+        guard server.admit(channel) else {
+            // Closed as soon as it is active (it is not yet registered here); `handle` finds the failure.
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(CloseWhenActive())
+                return Value(upgradeResult: channel.eventLoop.makeFailedFuture(ConnectionRefused()), channel: channel)
+            }
+        }
+        return channel.eventLoop.makeCompletedFuture {
+            if server.configuration.tlsCertificatePath != nil {
+                // After NIOSSL's handler (added before this setup runs): it sees the handshake end.
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeDeadline(timeout: server.configuration.tlsHandshakeTimeout))
+            }
             let attempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             let upgrader = ChatUpgrader(server: server, logger: logger) { attempted.value = true }
             let upgrade = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(
@@ -77,6 +89,8 @@ struct ChatChannel: ServerChildChannel, HTTPChannelHandler {
                     ])
                 }
             }
+        } catch is ConnectionRefused {
+            // Over a cap: closed already.
         } catch {
             logger.debug("connection ended during the upgrade: \(error)")
         }
@@ -95,5 +109,53 @@ struct ChatChannel: ServerChildChannel, HTTPChannelHandler {
             }
             try await responder(request, writer, channel)
         }
+    }
+}
+
+/// A connection over the server's caps, closed as soon as it was accepted.
+struct ConnectionRefused: Error {}
+
+/// Closes its channel as soon as it is active: for connections refused at accept time.
+final class CloseWhenActive: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { context.close(promise: nil) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.close(promise: nil)
+    }
+}
+
+/// Closes a connection whose TLS handshake has not completed in time (a client that opens a socket
+/// and says nothing would otherwise hold it forever).
+final class TLSHandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls {
+            timer?.cancel()
+            timer = nil
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }
