@@ -140,9 +140,15 @@ extension ClientFrame {
 
     /// Decodes one client frame from contiguous bytes (the server's path: no generic dispatch).
     public static func decode(_ bytes: UnsafeRawBufferPointer, maxBodyBytes: Int) throws(WireError) -> ClientFrame {
+        try decode(bytes, maxBodyBytes: maxBodyBytes, fastPath: true)
+    }
+
+    /// Decodes with or without the flat-JSON fast path; both must answer alike (the differential test
+    /// and the fuzzer hold them to it).
+    static func decode(_ bytes: UnsafeRawBufferPointer, maxBodyBytes: Int, fastPath: Bool) throws(WireError) -> ClientFrame {
         let raw: RawClientFrame
         do {
-            raw = try RawClientFrame(fastRaw: bytes) ?? JSONDecoder().decode(RawClientFrame.self, from: Data(bytes))
+            raw = try (fastPath ? RawClientFrame(fastRaw: bytes) : nil) ?? JSONDecoder().decode(RawClientFrame.self, from: Data(bytes))
         } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
             throw .badJSON("frame is not a JSON object")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {

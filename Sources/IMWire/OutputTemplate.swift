@@ -49,7 +49,7 @@ public struct OutputTemplate: Sendable {
         self.pieces = pieces
     }
 
-    /// Renders `m` (the body verbatim).
+    /// Renders `m`; the body with its control characters escaped (`terminalSafe`).
     public func render(_ m: MessageView) -> String {
         var out = ""
         for p in pieces {
@@ -62,19 +62,54 @@ public struct OutputTemplate: Sendable {
                 case .seq: out += String(m.seq)
                 case .from: out += m.from
                 case .ts: out += m.ts
-                case .body: out += m.body
+                case .body: out += Self.terminalSafe(m.body)
                 }
             }
         }
         return out
     }
 
-    /// The default text line: `TS ROOM FROM: BODY`, with newlines in the body written `\n`.
+    /// The default text line: `TS ROOM FROM: BODY`, the body made `terminalSafe`.
     public static func textLine(_ m: MessageView) -> String {
-        var body = m.body
-        if body.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) {
-            body = body.replacingOccurrences(of: "\r\n", with: "\\n").replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
+        "\(m.ts) \(m.room) \(m.from): \(terminalSafe(m.body))"
+    }
+
+    /// `text` with every control character written out, so that no message can drive the reader's
+    /// terminal (escape sequences, bells, cursor moves, title changes): a CR LF or LF as `\n`, CR as `\r`,
+    /// tab as `\t`, other C0 characters and DEL as `\x1b` and the like, C1 characters (U+0080–U+009F,
+    /// which some terminals obey as ESC-sequences) as `\u{9b}` and the like.
+    public static func terminalSafe(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 8)
+        var scalars = text.unicodeScalars.makeIterator()
+        var pending = scalars.next()
+        while let c = pending {
+            pending = scalars.next()
+            guard isControl(c) else {
+                out.unicodeScalars.append(c)
+                continue
+            }
+            switch c.value {
+            case 0x0D where pending?.value == 0x0A:
+                out += "\\n"
+                pending = scalars.next()
+            case 0x0A: out += "\\n"
+            case 0x0D: out += "\\r"
+            case 0x09: out += "\\t"
+            case 0x00...0x1F, 0x7F: out += "\\x" + hex2(c.value)
+            default: out += "\\u{" + hex2(c.value) + "}"
+            }
         }
-        return "\(m.ts) \(m.room) \(m.from): \(body)"
+        return out
+    }
+
+    private static func isControl(_ c: Unicode.Scalar) -> Bool {
+        c.value < 0x20 || (0x7F...0x9F).contains(c.value)
+    }
+
+    private static func hex2(_ v: UInt32) -> String {
+        let digits = Array("0123456789abcdef")
+        return String([digits[Int(v >> 4) & 0xF], digits[Int(v) & 0xF]])
     }
 }

@@ -88,10 +88,31 @@ import Testing
 
     @Test func templates() throws {
         let m = MessageView(id: 7, room: "general", seq: 3, from: "alice", ts: "2026-01-01T00:00:00.000Z", body: "hi\nthere")
-        #expect(try OutputTemplate("{seq}|{from}|{body}").render(m) == "3|alice|hi\nthere")
+        // The template's own \n is a newline; the body's newline is written out (SPEC: text and --format).
+        #expect(try OutputTemplate("{seq}|{from}|{body}\\n").render(m) == "3|alice|hi\\nthere\n")
         #expect(try OutputTemplate("{id}\\t{room}").render(m) == "7\tgeneral")
         #expect(OutputTemplate.textLine(m) == "2026-01-01T00:00:00.000Z general alice: hi\\nthere")
         #expect(throws: WireError.self) { try OutputTemplate("{nope}") }
+    }
+
+    /// No body can drive the reader's terminal: every control character is written out, in text and
+    /// --format alike, and nothing else changes.
+    @Test(arguments: [
+        ("plain", "plain"),
+        ("é😀 中文", "é😀 中文"),
+        ("a\r\nb\nc\rd", "a\\nb\\nc\\rd"),
+        ("tab\there", "tab\\there"),
+        ("\u{1B}[2J\u{1B}]0;pwned\u{07}", "\\x1b[2J\\x1b]0;pwned\\x07"),
+        ("nul\u{0}del\u{7F}", "nul\\x00del\\x7f"),
+        ("c1 csi \u{9B}31m and \u{85}", "c1 csi \\u{9b}31m and \\u{85}"),
+        ("\u{A0}nbsp stays", "\u{A0}nbsp stays"),
+    ])
+    func terminalSafety(body: String, shown: String) throws {
+        let m = MessageView(id: 1, room: "r", seq: 1, from: "a", ts: "t", body: body)
+        #expect(OutputTemplate.terminalSafe(body) == shown)
+        #expect(OutputTemplate.textLine(m) == "t r a: " + shown)
+        #expect(try OutputTemplate("{body}").render(m) == shown)
+        #expect(!shown.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
     }
 
     @Test func timestamps() {
