@@ -50,6 +50,8 @@ public struct ClientConfiguration: Sendable {
     /// Client TLS settings: the system's trust roots, or only the given CA file.
     static func tlsConfiguration(caCertificatePath: String?) -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
+        // TLS 1.0 and 1.1 are broken and retired (RFC 8996).
+        tls.minimumTLSVersion = .tlsv12
         if let caCertificatePath { tls.trustRoots = .file(caCertificatePath) }
         return tls
     }

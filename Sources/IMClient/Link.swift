@@ -74,8 +74,7 @@ enum Link {
                                                            closeTimeout: .seconds(2), validateUTF8: true)
         do {
             let tls = configuration.usesTLS ? ClientConfiguration.tlsConfiguration(caCertificatePath: configuration.caCertificatePath) : nil
-            try await WebSocketClient.connect(url: configuration.webSocketURL, configuration: wsConfiguration, tlsConfiguration: tls,
-                                              logger: logger) {
+            let channel = try ChatClientChannel(url: configuration.webSocketURL, configuration: wsConfiguration, tlsConfiguration: tls) {
                 inbound, outbound, _ in
                 try await outbound.write(.text(ClientFrame.auth(token: configuration.token).encoded()))
                 var iterator = inbound.makeAsyncIterator()
@@ -100,6 +99,7 @@ enum Link {
                 signedIn.set()
                 try await session(&iterator, outbound, authed)
             }
+            _ = try await ClientConnection(channel, address: .hostname(channel.host, port: channel.port), logger: logger).run()
         } catch let error as ClientError {
             throw error
         } catch let error as WireError {
@@ -119,9 +119,6 @@ enum Link {
         let text = String(describing: error)
         if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("ECONNREFUSED") {
             return "connection refused"
-        }
-        if text.contains("cannotUseIPAddressInSNI") {
-            return "wss:// needs a host name that the server's certificate names (wss://localhost:PORT, say), not an IP address"
         }
         if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") || text.contains("handshakeFailed") {
             return "TLS handshake failed (\(text)); for a private or self-signed certificate give --cacert FILE"

@@ -145,7 +145,10 @@ public struct ServerConfiguration: Sendable {
         } catch {
             throw TLSFileError(path: keyPath, reason: "not a PEM private key (\(error))")
         }
-        return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        // TLS 1.0 and 1.1 are broken and retired (RFC 8996).
+        tls.minimumTLSVersion = .tlsv12
+        return tls
     }
 
     /// Largest WebSocket message read: a body of the limit written entirely as JSON `\uXXXX` escapes,

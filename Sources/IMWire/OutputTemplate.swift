@@ -49,7 +49,8 @@ public struct OutputTemplate: Sendable {
         self.pieces = pieces
     }
 
-    /// Renders `m`; the body with its control characters escaped (`terminalSafe`).
+    /// Renders `m`; the body with its control characters escaped (`terminalSafe`), but for its newlines
+    /// and tabs, which a template may want as they are (and which cannot drive a terminal).
     public func render(_ m: MessageView) -> String {
         var out = ""
         for p in pieces {
@@ -62,7 +63,7 @@ public struct OutputTemplate: Sendable {
                 case .seq: out += String(m.seq)
                 case .from: out += m.from
                 case .ts: out += m.ts
-                case .body: out += Self.terminalSafe(m.body)
+                case .body: out += Self.terminalSafe(m.body, keepingLayout: true)
                 }
             }
         }
@@ -78,7 +79,8 @@ public struct OutputTemplate: Sendable {
     /// terminal (escape sequences, bells, cursor moves, title changes): a CR LF or LF as `\n`, CR as `\r`,
     /// tab as `\t`, other C0 characters and DEL as `\x1b` and the like, C1 characters (U+0080–U+009F,
     /// which some terminals obey as ESC-sequences) as `\u{9b}` and the like.
-    public static func terminalSafe(_ text: String) -> String {
+    /// - Parameter keepingLayout: leave newlines (CR LF as LF) and tabs as they are (for `--format`).
+    public static func terminalSafe(_ text: String, keepingLayout: Bool = false) -> String {
         guard text.unicodeScalars.contains(where: isControl) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
@@ -92,9 +94,10 @@ public struct OutputTemplate: Sendable {
             }
             switch c.value {
             case 0x0D where pending?.value == 0x0A:
-                out += "\\n"
+                out += keepingLayout ? "\n" : "\\n"
                 pending = scalars.next()
-            case 0x0A: out += "\\n"
+            case 0x0A: out += keepingLayout ? "\n" : "\\n"
+            case 0x09 where keepingLayout: out += "\t"
             case 0x0D: out += "\\r"
             case 0x09: out += "\\t"
             case 0x00...0x1F, 0x7F: out += "\\x" + hex2(c.value)

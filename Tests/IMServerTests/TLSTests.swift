@@ -6,14 +6,14 @@ import NIOPosix
 import Testing
 
 /// A self-signed certificate for 127.0.0.1 made by openssl at test time.
-func selfSignedCertificate(in dir: URL) async throws -> (certificate: String, key: String) {
+func selfSignedCertificate(in dir: URL, names: String = "IP:127.0.0.1,DNS:localhost") async throws -> (certificate: String, key: String) {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let cert = dir.appendingPathComponent("cert.pem").path, key = dir.appendingPathComponent("key.pem").path
     let status = try await NIOThreadPool.singleton.runIfActive { () -> Int32 in
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                       "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
+                       "-keyout", key, "-out", cert, "-subj", "/CN=imctl-test", "-addext", "subjectAltName=\(names)"]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -54,14 +54,14 @@ func selfSignedCertificate(in dir: URL) async throws -> (certificate: String, ke
                 #expect(e.exitCode == 69)
                 #expect(e.message.contains("--cacert"), "\(e.message)")
             }
-            // An IP address in a wss:// URL gets advice instead of an obscure TLS error.
-            do {
-                _ = try await send(["x"], to: .room("secure"), ClientConfiguration(server: "wss://127.0.0.1:\(server.port)", token: token,
-                                                                                  reconnect: false, caCertificatePath: tls.certificate))
-                Issue.record("an IP address in a wss:// URL worked unexpectedly")
-            } catch let e as ClientError {
-                #expect(e.message.contains("host name"), "\(e.message)")
-            }
+            // The URL `serve` prints, with an IP address, works when the certificate names that address
+            // (checked against the peer's address: an IP is never sent as a TLS server name).
+            let byIP = try await send(["by address"], to: .room("secure"), ClientConfiguration(
+                server: "wss://127.0.0.1:\(server.port)", token: token, reconnect: false, caCertificatePath: tls.certificate))
+            #expect(byIP.map(\.seq) == [2])
+            let loginByIP = try await APIClient(server: "wss://127.0.0.1:\(server.port)", token: nil, caCertificatePath: tls.certificate)
+                .login(user: "alice", password: "correct-horse")
+            #expect(loginByIP.hasPrefix("imt_"))
             // Plain ws:// to a TLS port does not work either.
             var plain = ClientConfiguration(server: "ws://localhost:\(server.port)", token: token, reconnect: false)
             plain.signInTimeout = .seconds(2)
@@ -71,6 +71,45 @@ func selfSignedCertificate(in dir: URL) async throws -> (certificate: String, ke
             } catch let e as ClientError {
                 #expect(e.exitCode == 69)
                 #expect(e.message.contains("wss://"), "\(e.message)")
+            }
+        } catch {
+            try? await server.stop()
+            throw error
+        }
+        try await server.stop()
+    }
+
+    /// A certificate that does not name the address is refused when connecting by address, and the
+    /// server speaks nothing older than TLS 1.2.
+    @Test func addressesAreCheckedAndOldTLSIsRefused() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imctl-tls-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tls = try await selfSignedCertificate(in: dir, names: "DNS:localhost")
+        let server = try await TestServer.start(tls: tls)
+        do {
+            let token = try await server.user("alice")
+            do {
+                _ = try await send(["x"], to: .room("r"), ClientConfiguration(server: "wss://127.0.0.1:\(server.port)", token: token,
+                                                                             reconnect: false, caCertificatePath: tls.certificate))
+                Issue.record("a certificate that does not name 127.0.0.1 was accepted for it")
+            } catch let e as ClientError {
+                #expect(e.exitCode == 69, "\(e)")
+            }
+            #expect(try await send(["x"], to: .room("r"), ClientConfiguration(server: "wss://localhost:\(server.port)", token: token,
+                                                                              reconnect: false, caCertificatePath: tls.certificate)).count == 1)
+            for (version, accepted) in [("-tls1_1", false), ("-tls1_2", true), ("-tls1_3", true)] {
+                let ok = try await NIOThreadPool.singleton.runIfActive { () -> Bool in
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                    p.arguments = ["openssl", "s_client", "-connect", "127.0.0.1:\(server.port)", version, "-cipher", "DEFAULT@SECLEVEL=0"]
+                    p.standardInput = FileHandle.nullDevice
+                    p.standardOutput = FileHandle.nullDevice
+                    p.standardError = FileHandle.nullDevice
+                    try p.run()
+                    p.waitUntilExit()
+                    return p.terminationStatus == 0
+                }
+                #expect(ok == accepted, "TLS \(version): handshake \(ok ? "succeeded" : "failed")")
             }
         } catch {
             try? await server.stop()

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import IMWire
 
@@ -88,8 +89,8 @@ import Testing
 
     @Test func templates() throws {
         let m = MessageView(id: 7, room: "general", seq: 3, from: "alice", ts: "2026-01-01T00:00:00.000Z", body: "hi\nthere")
-        // The template's own \n is a newline; the body's newline is written out (SPEC: text and --format).
-        #expect(try OutputTemplate("{seq}|{from}|{body}\\n").render(m) == "3|alice|hi\\nthere\n")
+        // A template keeps the body's newlines (it may want multi-line output); text lines write them out.
+        #expect(try OutputTemplate("{seq}|{from}|{body}").render(m) == "3|alice|hi\nthere")
         #expect(try OutputTemplate("{id}\\t{room}").render(m) == "7\tgeneral")
         #expect(OutputTemplate.textLine(m) == "2026-01-01T00:00:00.000Z general alice: hi\\nthere")
         #expect(throws: WireError.self) { try OutputTemplate("{nope}") }
@@ -111,8 +112,11 @@ import Testing
         let m = MessageView(id: 1, room: "r", seq: 1, from: "a", ts: "t", body: body)
         #expect(OutputTemplate.terminalSafe(body) == shown)
         #expect(OutputTemplate.textLine(m) == "t r a: " + shown)
-        #expect(try OutputTemplate("{body}").render(m) == shown)
         #expect(!shown.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+        // --format keeps newlines and tabs, and nothing else that could drive a terminal.
+        let formatted = try OutputTemplate("{body}").render(m)
+        #expect(formatted == shown.replacingOccurrences(of: "\\n", with: "\n").replacingOccurrences(of: "\\t", with: "\t"))
+        #expect(!formatted.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n" && $0 != "\t") || (0x7F...0x9F).contains($0.value) })
     }
 
     @Test func timestamps() {

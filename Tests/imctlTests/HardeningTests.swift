@@ -12,14 +12,16 @@ import Testing
             let hostile = "\u{1B}]0;pwned\u{07}\u{1B}[2J\u{9B}31mred\u{7F}\r\nnext"
             let sent = try await sb.imctl(["send", "r", "--token", tokens["alice"]!], stdin: Data(hostile.utf8))
             #expect(sent.status == 0, "\(sent)")
-            for args in [["listen", "r", "--since", "0", "--count", "1"], ["listen", "r", "--since", "0", "--count", "1", "--format", "{from}: {body}"]] {
-                let r = try await sb.imctl(args + ["--token", tokens["alice"]!])
+            let text = try await sb.imctl(["listen", "r", "--since", "0", "--count", "1", "--token", tokens["alice"]!])
+            let format = try await sb.imctl(["listen", "r", "--since", "0", "--count", "1", "--format", "{from}: {body}", "--token", tokens["alice"]!])
+            for r in [text, format] {
                 #expect(r.status == 0, "\(r)")
-                let out = r.out
-                #expect(!out.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value) },
-                        "control characters reached the terminal: \(out.debugDescription)")
-                #expect(out.contains(#"\x1b]0;pwned\x07\x1b[2J\u{9b}31mred\x7f\nnext"#), "\(out.debugDescription)")
+                #expect(!r.out.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value) },
+                        "control characters reached the terminal: \(r.out.debugDescription)")
             }
+            // Text writes the newline out too; a template keeps it (the template decides the layout).
+            #expect(text.out.contains(#"\x1b]0;pwned\x07\x1b[2J\u{9b}31mred\x7f\nnext"#), "\(text.out.debugDescription)")
+            #expect(format.out == "alice: " + #"\x1b]0;pwned\x07\x1b[2J\u{9b}31mred\x7f"# + "\nnext\n", "\(format.out.debugDescription)")
             let json = try await sb.imctl(["listen", "r", "--since", "0", "--count", "1", "--json", "--token", tokens["alice"]!])
             #expect(try json.jsonLines().first?.string("body") == hostile.replacingOccurrences(of: "\r\n", with: "\r\n"))
         }
