@@ -4,7 +4,6 @@ import HTTPTypes
 public import IMStorage
 import IMWire
 import Hummingbird
-import HummingbirdTLS
 import HummingbirdCore
 import NIOSSL
 public import Logging
@@ -27,6 +26,8 @@ public final class ChatServer: Service, Sendable {
     let history: HistoryCache
     let committer: GroupCommitter
     let throttle = LoginThrottle()
+    /// The TLS context, once `run` has loaded it.
+    private let tlsBox = Mutex<TLSContextBox?>(nil)
     let hasher = PasswordHasher()
     private let onReady: @Sendable (Int) async -> Void
 
@@ -100,6 +101,14 @@ public final class ChatServer: Service, Sendable {
         return true
     }
 
+    /// Loads the TLS certificate and key files again, for new connections (`serve` calls it on SIGHUP).
+    /// Throws, keeping the pair in use, when the files do not make a usable pair.
+    public func reloadTLS() throws {
+        guard let box = tlsBox.withLock({ $0 }) else { throw TLSFileError(path: "-", reason: "the server does not use TLS") }
+        try box.reload()
+        logger.info("reloaded the TLS certificate and key")
+    }
+
     /// Records the token a connection signed in with, for `watchSessions`.
     func signedIn(_ id: Int, tokenHash: [UInt8]) {
         registry.withLock { $0.tokens[id] = tokenHash }
@@ -120,10 +129,9 @@ public final class ChatServer: Service, Sendable {
         let router = Router(context: ChatRequestContext.self)
         addRoutes(to: router)
         let onReady = self.onReady
-        var server = HTTPServerBuilder { responder in ChatChannel(responder: responder, server: self) }
-        if let tls = try configuration.tlsConfiguration() {
-            server = try .tls(server, tlsConfiguration: tls)
-        }
+        let tls = configuration.tlsCertificatePath == nil ? nil : try TLSContextBox(configuration: configuration)
+        tlsBox.withLock { $0 = tls }
+        let server = HTTPServerBuilder { responder in ChatChannel(responder: responder, server: self, tls: tls) }
         // One event loop per CPU this process may run on: NIO counts the machine's (or the cgroup's) CPUs,
         // and a server pinned to fewer would only switch between its own threads.
         let cpus = Self.usableCPUs()

@@ -88,6 +88,19 @@ extension IMCtl {
                     let shown = host.contains(":") ? "[\(host)]" : host
                     Output.error("listening on \(ws)://\(shown):\(port)/v1/ws (\(http)://\(shown):\(port)), store \(path)")
                 }
+                // SIGHUP: load the TLS certificate and key again (new connections get them; a bad pair is
+                // logged and the one in use kept), so certificates rotate without a restart.
+                let reloads = tlsCert == nil ? nil : Task {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                        do {
+                            try server.reloadTLS()
+                            Output.error("reloaded the TLS certificate and key")
+                        } catch {
+                            Output.error("could not reload the TLS certificate and key, keeping the ones in use: \(error)")
+                        }
+                    }
+                }
+                defer { reloads?.cancel() }
                 let group = ServiceGroup(configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint],
                                                               logger: logger))
                 do {

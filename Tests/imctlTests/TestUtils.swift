@@ -322,7 +322,7 @@ final class ServerProcess: @unchecked Sendable {
 
     /// The port in `imctl: listening on ws://127.0.0.1:PORT/v1/ws …`.
     static func listeningPort(in stderr: String) -> Int? {
-        guard let range = stderr.range(of: "listening on ws://127.0.0.1:") else { return nil }
+        guard let range = stderr.range(of: "listening on ws://127.0.0.1:") ?? stderr.range(of: "listening on wss://127.0.0.1:") else { return nil }
         let digits = stderr[range.upperBound...].prefix { $0.isNumber }
         guard stderr[range.upperBound...].dropFirst(digits.count).hasPrefix("/v1/ws") else { return nil }
         return Int(digits)

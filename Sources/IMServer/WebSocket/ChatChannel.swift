@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import NIOSSL
 import NIOTLS
 
 /// Each accepted connection: HTTP/1.1 for Hummingbird's router, or, on an upgrade to `/v1/ws`, our own
@@ -26,11 +27,14 @@ struct ChatChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let server: ChatServer
     let http1: HTTP1Channel.Configuration
+    /// TLS for every connection, from a context that SIGHUP can replace (nil: plain TCP).
+    let tls: TLSContextBox?
 
-    init(responder: @escaping HTTPChannelHandler.Responder, server: ChatServer) {
+    init(responder: @escaping HTTPChannelHandler.Responder, server: ChatServer, tls: TLSContextBox?) {
         self.responder = Self.redirectingLateUpgrades(responder)
         self.server = server
         self.http1 = .init(idleTimeout: server.configuration.httpIdleTimeout)
+        self.tls = tls
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -42,8 +46,9 @@ struct ChatChannel: ServerChildChannel, HTTPChannelHandler {
             }
         }
         return channel.eventLoop.makeCompletedFuture {
-            if server.configuration.tlsCertificatePath != nil {
-                // After NIOSSL's handler (added before this setup runs): it sees the handshake end.
+            if let tls {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                // After NIOSSL's handler: it sees the handshake end.
                 try channel.pipeline.syncOperations.addHandler(TLSHandshakeDeadline(timeout: server.configuration.tlsHandshakeTimeout))
             }
             let attempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
@@ -52,7 +57,7 @@ struct ChatChannel: ServerChildChannel, HTTPChannelHandler {
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: tls != nil))
                         try channel.pipeline.syncOperations.addHandlers(http1.additionalChannelHandlers())
                         try channel.pipeline.syncOperations.addHandler(
                             HTTPConnectionStateHandler(idleTimeout: http1.idleTimeout.map { .init($0) }, logger: logger))
