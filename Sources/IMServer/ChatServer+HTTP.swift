@@ -191,7 +191,12 @@ extension ChatServer {
             metrics.loginFailures.increment()
             throw refused
         }
-        if let secret = try await store.otpSecret(of: name) {
+        let secret: String?
+        do { secret = try await store.otpSecret(of: name) } catch {
+            outcome = .abandoned
+            throw Self.unavailable(error)
+        }
+        if let secret {
             guard let otp else {
                 // The password was right; say that a code is needed, so that a client can ask for one. It is
                 // not a failure, and the next try (with the code) is reserved anew.
@@ -199,7 +204,14 @@ extension ChatServer {
                 throw HTTPError(.unauthorized, headers: [Self.otpHeader: "required"], message: "user '\(name)' signs in with a one-time code too")
             }
             let step = TOTP.matchingStep(otp, secret: secret, at: Timestamp.nowMillis() / 1000)
-            guard let step, try await store.useOTPStep(of: name, step: step) else {
+            var fresh = false
+            if let step {
+                do { fresh = try await store.useOTPStep(of: name, step: step) } catch {
+                    outcome = .abandoned
+                    throw Self.unavailable(error)
+                }
+            }
+            guard fresh else {
                 metrics.loginFailures.increment()
                 throw refused
             }
