@@ -56,4 +56,48 @@ import Testing
             #expect(prefixes.count == 3)
         }
     }
+
+    /// A server that refuses sends (here over its rate; a full disk answers the same way) on a connection
+    /// that stays up: `send` resends on that connection after a pause, and everything is stored once, in
+    /// order. It used to wait forever for a reconnect.
+    @Test func aSenderRefusedOnALiveConnectionResendsInOrder() async throws {
+        try await withSandbox { sb in
+            let tokens = try await sb.users("alice")
+            let server = try await sb.startServer(["--max-sends-per-second", "40"])
+            let lines = (1...200).map { "line \($0)" }
+            let sent = try await sb.imctl(["send", "r", "--lines", "--token", tokens["alice"]!],
+                                          stdin: Data((lines.joined(separator: "\n") + "\n").utf8), timeout: .seconds(90))
+            #expect(sent.status == 0, "\(sent)")
+            // Refusals did happen (each is an error frame), and the sender got past them.
+            let errors = httpGet(port: server.port, path: "/metrics").split(separator: "\n")
+                .first { $0.hasPrefix("imctl_frame_errors_total ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+            #expect(errors > 0, "the rate limit never refused a send")
+            let read = try await sb.imctl(["listen", "r", "--since", "0", "--count", "200", "--json", "--timeout", "30s",
+                                           "--token", tokens["alice"]!], timeout: .seconds(60))
+            #expect(read.status == 0, "\(read)")
+            let messages = try read.jsonLines()
+            #expect(messages.map { $0.string("body") } == lines)
+            #expect(messages.map { $0.int("seq") } == (1...200).map { Optional($0) })
+        }
+    }
+
+    /// Durations and lifetimes that overflow are usage errors (64), locally and through the server.
+    @Test func hugeLifetimesAreUsageErrors() async throws {
+        try await withSandbox { sb in
+            try await sb.addUser("alice")
+            try await sb.addUser("root", admin: true)
+            try await sb.startServer()
+            for ttl in ["9999999999999999d", "3651d", "0s"] {
+                let login = try await sb.imctl(["login", "--user", "alice", "--password-stdin", "--ttl", ttl],
+                                               stdin: Data((Sandbox.password("alice") + "\n").utf8))
+                #expect(login.status == 64, "login --ttl \(ttl): \(login)")
+                let local = try await sb.imctl(["users", "token", "alice", "--ttl", ttl])
+                #expect(local.status == 64, "users token --ttl \(ttl): \(local)")
+            }
+            // Still serving, and a sane lifetime works.
+            let ok = try await sb.imctl(["login", "--user", "alice", "--password-stdin", "--ttl", "1h"],
+                                        stdin: Data((Sandbox.password("alice") + "\n").utf8))
+            #expect(ok.status == 0, "\(ok)")
+        }
+    }
 }
