@@ -24,14 +24,14 @@ extension IMCtl {
         @Option(help: ArgumentHelp("Server to load (default: start one in process).", valueName: "url")) var server: String?
         @Option(help: ArgumentHelp("Several servers, comma-separated; clients are spread with --balance.", valueName: "url,url…"))
         var servers: String?
-        @Option(help: "round-robin, random or least-connections.") var balance: LoadConfiguration.Balance = .roundRobin
+        @Option(help: ArgumentHelp("How clients are spread over --servers: round-robin, random or least-connections.", valueName: "strategy")) var balance: LoadConfiguration.Balance = .roundRobin
         @Option(help: ArgumentHelp("API token for --server (default: $IMCTL_TOKEN, else the stored one).", valueName: "token")) var token: String?
-        @Option(help: "Publishing clients.") var publishers = 1
-        @Option(help: "Subscribing clients.") var subscribers = 10
-        @Option(help: "Rooms; client i uses room i mod ROOMS.") var rooms = 1
-        @Option(help: "Messages in all (over all publishers).") var messages = 10000
-        @Option(help: "Message body size in bytes.") var size = 128
-        @Option(help: "Messages per second over all publishers; 0 = as fast as acks allow.") var rate: Double = 0
+        @Option(help: ArgumentHelp("Publishing clients.", valueName: "n")) var publishers = 1
+        @Option(help: ArgumentHelp("Subscribing clients.", valueName: "n")) var subscribers = 10
+        @Option(help: ArgumentHelp("Rooms; client i uses room i mod N.", valueName: "n")) var rooms = 1
+        @Option(help: ArgumentHelp("Messages in all (over all publishers).", valueName: "n")) var messages = 10000
+        @Option(help: ArgumentHelp("Message body size in bytes.", valueName: "bytes")) var size = 128
+        @Option(help: ArgumentHelp("Messages per second over all publishers; 0 = as fast as acks allow.", valueName: "per-second")) var rate: Double = 0
         @Option(help: ArgumentHelp("Publish for this long instead of --messages.", valueName: "duration")) var duration: DurationArgument?
         @Flag(help: "Do not ask for permessage-deflate.") var noCompression = false
         @Option(help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT).", valueName: "file"))

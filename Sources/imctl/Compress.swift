@@ -50,7 +50,7 @@ struct Compress: ParsableCommand {
     @Option(name: .customLong("train-out"), help: ArgumentHelp("Write the trained dictionary to this file.", valueName: "file"), completion: .file())
     var trainOut: String?
 
-    @Option(name: .customLong("window-bits"), help: "LZ77 window as a power of two, 9–15 (RFC 7692 max_window_bits).")
+    @Option(name: .customLong("window-bits"), help: ArgumentHelp("LZ77 window as a power of two, 9–15 (RFC 7692 max_window_bits).", valueName: "bits"))
     var windowBits: Int = 15
 
     @Flag(name: [.customShort("c"), .customLong("stdout")], help: "Compress to standard output.")
@@ -59,10 +59,10 @@ struct Compress: ParsableCommand {
     @Flag(name: [.customShort("d"), .customLong("decompress")], help: "Decompress to standard output.")
     var decompress = false
 
-    @Option(help: "Framing for -c and -d, and for the level measurement.")
+    @Option(help: ArgumentHelp("Framing for -c and -d, and for the level measurement.", valueName: "format"))
     var format: FormatOption = .gzip
 
-    @Option(help: "Compression level for -c, 0–9 (default 6).")
+    @Option(help: ArgumentHelp("Compression level for -c, 0–9 (default 6).", valueName: "level"))
     var level: Int?
 
     @Flag(exclusivity: .chooseLast, help: "Shorthand for --level N, as in gzip.")

@@ -17,11 +17,11 @@ extension IMCtl {
         @Argument(help: "Rooms and @user conversations to follow.") var targets: [String] = []
         @Flag(help: "One JSON object per message.") var json = false
         @Option(help: ArgumentHelp("Template with {id} {room} {seq} {from} {ts} {body}.", valueName: "template")) var format: String?
-        @Option(name: [.short, .long], help: "Exit 0 after this many messages.") var count: Int?
+        @Option(name: [.short, .long], help: ArgumentHelp("Exit 0 after this many messages.", valueName: "n")) var count: Int?
         @Option(help: ArgumentHelp("End after this long without a message (exit 75 if --count was not reached).", valueName: "duration"))
         var timeout: DurationArgument?
-        @Option(help: "First print stored messages after this seq (one target).") var since: Int64?
-        @Option(help: "First print the last N stored messages of each target.") var history: Int?
+        @Option(help: ArgumentHelp("First print stored messages after this seq (one target).", valueName: "seq")) var since: Int64?
+        @Option(help: ArgumentHelp("First print the last N stored messages of each target.", valueName: "n")) var history: Int?
         @Flag(help: "On a lost connection exit 69 instead of reconnecting.") var noReconnect = false
         @OptionGroup var client: ClientOptions
 

@@ -9,7 +9,7 @@ extension IMCtl {
             abstract: "Sign in: trade a password for a token, kept in $XDG_CONFIG_HOME/imctl/credentials.json (0600).")
 
         @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
-        @Option(help: "User name.") var user: String
+        @Option(help: ArgumentHelp("User name.", valueName: "name")) var user: String
         @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
         @Option(help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT).", valueName: "file"))
         var cacert: String?

@@ -13,25 +13,26 @@ extension IMCtl {
         static let configuration = CommandConfiguration(
             abstract: "Run the instant-messaging server (WebSocket at /v1/ws, HTTP JSON beside it).")
 
-        @Option(help: "Address to listen on.") var host = "127.0.0.1"
-        @Option(help: "Port to listen on; 0 picks a free one (named on stderr when ready).") var port = 7700
+        @Option(help: ArgumentHelp("Address to listen on.", valueName: "address")) var host = "127.0.0.1"
+        @Option(help: ArgumentHelp("Port to listen on; 0 picks a free one (named on stderr when ready).", valueName: "port")) var port = 7700
         @OptionGroup var store: StoreOptions
         @Option(name: .customLong("tls-cert"), help: ArgumentHelp("PEM certificate chain for TLS.", valueName: "pem")) var tlsCert: String?
         @Option(name: .customLong("tls-key"), help: ArgumentHelp("PEM private key for TLS.", valueName: "pem")) var tlsKey: String?
         @Flag(help: "Do not offer permessage-deflate.") var noCompression = false
         @Option(help: ArgumentHelp("Largest permessage-deflate window, 9–15 bits: smaller saves memory per connection.",
                                    valueName: "bits")) var compressionWindowBits = 15
-        @Option(help: "Largest message body in bytes.") var maxMessageBytes = 65536
+        @Option(help: ArgumentHelp("Largest message body in bytes.", valueName: "bytes")) var maxMessageBytes = 65536
         @Option(help: ArgumentHelp("Memory for recent messages served to history and resume without the store (0: off).",
                                    valueName: "bytes")) var historyCacheBytes = ServerConfiguration.historyCacheBytes
-        @Option(help: "Open connections in all; past it new ones are closed at once.")
+        @Option(help: ArgumentHelp("Open connections in all; past it new ones are closed at once.", valueName: "n"))
         var maxConnections = ServerConfiguration.defaultMaxConnections
-        @Option(help: "Open connections from one address.")
+        @Option(help: ArgumentHelp("Open connections from one address.", valueName: "n"))
         var maxConnectionsPerAddress = ServerConfiguration.defaultMaxConnectionsPerAddress
-        @Option(help: "Sends per second one connection may make (0: no limit); over it sends get a rate_limited error.")
+        @Option(help: ArgumentHelp("Sends per second one connection may make (0: no limit); over it sends get a rate_limited error.", valueName: "n"))
         var maxSendsPerSecond = ServerConfiguration.defaultMaxSendsPerSecond
-        @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
-        @Option(help: "text or json.") var logFormat = "text"
+        @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"),
+                completion: .list(["trace", "debug", "info", "notice", "warning", "error", "critical"])) var logLevel = "info"
+        @Option(help: ArgumentHelp("text or json.", valueName: "format"), completion: .list(["text", "json"])) var logFormat = "text"
 
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }

@@ -150,7 +150,7 @@ extension IMCtl {
             static let configuration = CommandConfiguration(abstract: "Create an API token for a user and print it once, on stdout.")
             @Argument var name: String
             @Option(help: ArgumentHelp("Lifetime, e.g. 30d (default: no expiry).", valueName: "duration")) var ttl: DurationArgument?
-            @Option(help: "A label to recognise the token by.") var label: String?
+            @Option(help: ArgumentHelp("A label to recognise the token by.", valueName: "text")) var label: String?
             @OptionGroup var where_: AdminOptions
             func validate() throws {
                 try validateUserName(name)

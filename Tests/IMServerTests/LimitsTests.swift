@@ -80,7 +80,7 @@ import Testing
             }
             let fourth = try #require(Self.connect(server.port, from: "127.0.0.1"))
             defer { close(fourth) }
-            #expect(Self.readsEOF(fourth), "a fourth connection from one address stayed open")
+            #expect(await Self.readsEOF(fourth), "a fourth connection from one address stayed open")
             let other = try await rawHTTP(port: server.port, method: "GET", path: "/healthz", body: "", from: "127.0.0.5")
             #expect(other.status == 200, "\(other)")
             let metrics = try await rawHTTP(port: server.port, method: "GET", path: "/metrics", body: "", from: "127.0.0.5")
@@ -99,14 +99,14 @@ import Testing
             defer { close(idle) }
             let request = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
             _ = send(idle, request, request.count, 0)
-            #expect(Self.readsEOF(idle), "an idle HTTP connection was not closed")
+            #expect(await Self.readsEOF(idle), "an idle HTTP connection was not closed")
         }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imctl-tls-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let tls = try await selfSignedCertificate(in: dir)
         let server = try await TestServer.start(tls: tls, configure: { $0.tlsHandshakeTimeout = .seconds(1) })
         let silent = try #require(Self.connect(server.port, from: "127.0.0.1"))
-        #expect(Self.readsEOF(silent), "a TLS connection that never said hello was not closed")
+        #expect(await Self.readsEOF(silent), "a TLS connection that never said hello was not closed")
         close(silent)
         try await server.stop()
     }
@@ -186,8 +186,13 @@ import Testing
         return fd
     }
 
-    /// Reads (discarding) until the server closes the connection; false if it stays open for 15 s.
-    static func readsEOF(_ fd: Int32) -> Bool {
+    /// Reads (discarding) until the server closes the connection; false if it stays open for 15 s. The
+    /// blocking reads run on NIO's thread pool, not on the cooperative pool the in-process servers need.
+    static func readsEOF(_ fd: Int32) async -> Bool {
+        (try? await NIOThreadPool.singleton.runIfActive { blockingReadsEOF(fd) }) ?? false
+    }
+
+    static func blockingReadsEOF(_ fd: Int32) -> Bool {
         var timeout = timeval(tv_sec: 15, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -7,6 +7,7 @@ import IMStorage
 import IMWire
 import Logging
 import NIOCore
+import NIOPosix
 import NIOWebSocket
 import Synchronization
 import Testing
@@ -69,7 +70,8 @@ final class TestServer: Sendable {
     /// Creates a user and returns a token for it.
     @discardableResult
     func user(_ name: String, admin: Bool = false, password: String = "password1") async throws -> String {
-        _ = try await store.createUser(name: name, passwordHash: try Credentials.hashPassword(password, cost: Credentials.minimumScryptN), isAdmin: admin)
+        let hash = try await NIOThreadPool.singleton.runIfActive { try Credentials.hashPassword(password, cost: Credentials.minimumScryptN) }
+        _ = try await store.createUser(name: name, passwordHash: hash, isAdmin: admin)
         let token = Credentials.newToken()
         _ = try await store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: "test", expiresAt: nil)
         return token

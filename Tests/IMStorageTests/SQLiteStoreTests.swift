@@ -99,7 +99,7 @@ func message(_ conv: ConversationKey, _ sender: String, _ cid: String, _ body: S
     @Test func usersAndTokens() async throws {
         try await withStore { store, _ in
             #expect(try await !store.hasUsers())
-            let hash = try Credentials.hashPassword("password1")
+            let hash = try Credentials.hashPassword("password1", cost: Credentials.minimumScryptN)
             _ = try await store.createUser(name: "alice", passwordHash: hash, isAdmin: true)
             await #expect(throws: StorageError.userExists("alice")) { try await store.createUser(name: "alice", passwordHash: hash, isAdmin: false) }
             await #expect(throws: StorageError.invalidName("Bad Name")) { try await store.createUser(name: "Bad Name", passwordHash: hash, isAdmin: false) }
@@ -126,7 +126,7 @@ func message(_ conv: ConversationKey, _ sender: String, _ cid: String, _ body: S
             #expect(try await store.authenticate(tokenHash: Credentials.tokenHash(token), now: now) != nil)
 
             // A new password revokes every token.
-            try await store.setPasswordHash(of: "alice", to: try Credentials.hashPassword("password2"))
+            try await store.setPasswordHash(of: "alice", to: try Credentials.hashPassword("password2", cost: Credentials.minimumScryptN))
             #expect(try await store.authenticate(tokenHash: Credentials.tokenHash(token), now: now) == nil)
             #expect(try await store.tokens(of: "alice").isEmpty)
 

@@ -3,36 +3,36 @@ import Testing
 
 /// End-to-end tests of `imctl compress`, run against the built binary.
 @Suite struct CompressCommandTests {
-    @Test func gzipReadsWhatCompressWrites() throws {
+    @Test func gzipReadsWhatCompressWrites() async throws {
         let dir = try CompressScratch()
         let input = try dir.write("chat.txt", compressChatText(bytes: 300_000))
         for level in ["-1", "-6", "-9"] {
-            let compressed = try compressRun(compressTestBinary(), ["compress", "-c", level, input.path])
+            let compressed = try await compressRun(compressTestBinary(), ["compress", "-c", level, input.path])
             #expect(compressed.status == 0)
             #expect(compressed.stdout.prefix(2) == Data([0x1f, 0x8b]))
             let gz = try dir.write("chat\(level).gz", compressed.stdout)
-            let gunzip = try compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["gzip", "-d", "-c"], stdin: gz)
+            let gunzip = try await compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["gzip", "-d", "-c"], stdin: gz)
             #expect(gunzip.status == 0)
             #expect(gunzip.stdout == (try Data(contentsOf: input)))
         }
         // Standard input works too, and `-c` accepts `--level`.
-        let piped = try compressRun(compressTestBinary(), ["compress", "-c", "--level", "3"], stdin: input)
+        let piped = try await compressRun(compressTestBinary(), ["compress", "-c", "--level", "3"], stdin: input)
         let gz = try dir.write("piped.gz", piped.stdout)
-        #expect(try compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["gzip", "-d", "-c"], stdin: gz).stdout == Data(contentsOf: input))
+        #expect(try await compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["gzip", "-d", "-c"], stdin: gz).stdout == Data(contentsOf: input))
     }
 
-    @Test func decompressesWhatGzipWrites() throws {
+    @Test func decompressesWhatGzipWrites() async throws {
         let dir = try CompressScratch()
         let original = compressChatText(bytes: 200_000)
         let input = try dir.write("chat.txt", original)
-        let gzip = try compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["gzip", "-c", "-9"], stdin: input)
+        let gzip = try await compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["gzip", "-c", "-9"], stdin: input)
         let gz = try dir.write("chat.gz", gzip.stdout)
-        let result = try compressRun(compressTestBinary(), ["compress", "-d"], stdin: gz)
+        let result = try await compressRun(compressTestBinary(), ["compress", "-d"], stdin: gz)
         #expect(result.status == 0)
         #expect(result.stdout == original)
         // Concatenated members decode one after the other, as with gzip.
         let twice = try dir.write("twice.gz", gzip.stdout + gzip.stdout)
-        let both = try compressRun(compressTestBinary(), ["compress", "-d", twice.path])
+        let both = try await compressRun(compressTestBinary(), ["compress", "-d", twice.path])
         #expect(both.status == 0)
         #expect(both.stdout == original + original)
     }
@@ -42,71 +42,71 @@ import Testing
         ("raw", "c = zlib.compressobj(6, zlib.DEFLATED, -15); sys.stdout.buffer.write(c.compress(d) + c.flush())"),
         ("gzip", "c = zlib.compressobj(6, zlib.DEFLATED, 31); sys.stdout.buffer.write(c.compress(d) + c.flush())"),
     ])
-    func decompressesWhatPythonZlibWrites(format: String, script: String) throws {
+    func decompressesWhatPythonZlibWrites(format: String, script: String) async throws {
         let dir = try CompressScratch()
         let original = compressChatText(bytes: 100_000)
         let input = try dir.write("chat.txt", original)
-        let python = try compressRun(
+        let python = try await compressRun(
             URL(fileURLWithPath: "/usr/bin/env"),
             ["python3", "-c", "import sys, zlib; d = sys.stdin.buffer.read(); \(script)"], stdin: input)
         #expect(python.status == 0)
         let compressed = try dir.write("chat.\(format)", python.stdout)
-        let result = try compressRun(compressTestBinary(), ["compress", "-d", "--format", format], stdin: compressed)
+        let result = try await compressRun(compressTestBinary(), ["compress", "-d", "--format", format], stdin: compressed)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == original)
         // And Python reads what we write in the same framing.
-        let ours = try compressRun(compressTestBinary(), ["compress", "-c", "--format", format, input.path])
+        let ours = try await compressRun(compressTestBinary(), ["compress", "-c", "--format", format, input.path])
         let ourFile = try dir.write("ours.\(format)", ours.stdout)
         let wbits = ["zlib": "15", "raw": "-15", "gzip": "31"][format]!
-        let back = try compressRun(
+        let back = try await compressRun(
             URL(fileURLWithPath: "/usr/bin/env"),
             ["python3", "-c", "import sys, zlib; sys.stdout.buffer.write(zlib.decompress(sys.stdin.buffer.read(), \(wbits)))"],
             stdin: ourFile)
         #expect(back.stdout == original)
     }
 
-    @Test func badInputExits65WithAClearMessage() throws {
+    @Test func badInputExits65WithAClearMessage() async throws {
         let dir = try CompressScratch()
         let original = compressChatText(bytes: 100_000)
-        let gzip = try compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["gzip", "-c"], stdin: try dir.write("in.txt", original))
+        let gzip = try await compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["gzip", "-c"], stdin: try dir.write("in.txt", original))
 
-        let notGzip = try compressRun(compressTestBinary(), ["compress", "-d"], stdin: try dir.write("plain", original))
+        let notGzip = try await compressRun(compressTestBinary(), ["compress", "-d"], stdin: try dir.write("plain", original))
         #expect(notGzip.status == 65)
         #expect(notGzip.stdout.isEmpty)
         #expect(notGzip.stderr == "imctl: compress: not in gzip format\n")
 
-        let truncated = try compressRun(compressTestBinary(), ["compress", "-d"], stdin: try dir.write("cut.gz", gzip.stdout.prefix(gzip.stdout.count / 2)))
+        let truncated = try await compressRun(compressTestBinary(), ["compress", "-d"], stdin: try dir.write("cut.gz", gzip.stdout.prefix(gzip.stdout.count / 2)))
         #expect(truncated.status == 65)
         #expect(truncated.stderr.hasPrefix("imctl: compress: unexpected end of input"))
         #expect(truncated.stdout.count < original.count)
 
         var corrupt = gzip.stdout
         corrupt[corrupt.count - 8] ^= 0xff  // the CRC-32
-        let bad = try compressRun(compressTestBinary(), ["compress", "-d"], stdin: try dir.write("bad.gz", corrupt))
+        let bad = try await compressRun(compressTestBinary(), ["compress", "-d"], stdin: try dir.write("bad.gz", corrupt))
         #expect(bad.status == 65)
         #expect(bad.stderr.hasPrefix("imctl: compress: corrupt compressed data"))
         #expect(bad.stderr.split(separator: "\n").count == 1)
 
-        let empty = try compressRun(compressTestBinary(), ["compress", "-d"], stdin: try dir.write("empty", Data()))
+        let empty = try await compressRun(compressTestBinary(), ["compress", "-d"], stdin: try dir.write("empty", Data()))
         #expect(empty.status == 65)
 
-        let missing = try compressRun(compressTestBinary(), ["compress", "-d", dir.url.appendingPathComponent("nope").path])
+        let missing = try await compressRun(compressTestBinary(), ["compress", "-d", dir.url.appendingPathComponent("nope").path])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("No such file"))
     }
 
-    @Test func usageErrorsExit64() throws {
+    @Test func usageErrorsExit64() async throws {
         for arguments in [
             ["compress", "--levels", "1-12"], ["compress", "--levels", "x"], ["compress", "--window-bits", "20"],
             ["compress", "-c", "--json"], ["compress", "--train"], ["compress", "--level", "5"], ["compress", "--bogus"],
         ] {
-            let result = try compressRun(compressTestBinary(), arguments, stdin: URL(fileURLWithPath: "/dev/null"))
+            let result = try await compressRun(compressTestBinary(), arguments, stdin: URL(fileURLWithPath: "/dev/null"))
             #expect(result.status == 64, "\(arguments)")
             #expect(!result.stderr.isEmpty)
         }
     }
 
-    @Test func hundredMegabytesStreamInConstantMemory() throws {
+    @Test func hundredMegabytesStreamInConstantMemory() async throws {
         let dir = try CompressScratch()
         let chunk = compressChatText(bytes: 1 << 20)
         let big = dir.url.appendingPathComponent("big.txt")
@@ -117,34 +117,34 @@ import Testing
         let gz = dir.url.appendingPathComponent("big.gz")
         let out = dir.url.appendingPathComponent("big.out")
 
-        let compress = try compressPeakRSS(["compress", "-c", "-1"], stdin: big, stdout: gz)
+        let compress = try await compressPeakRSS(["compress", "-c", "-1"], stdin: big, stdout: gz)
         #expect(compress.status == 0)
         #expect(compress.kilobytes < 64 * 1024, "compress peak RSS \(compress.kilobytes) KiB")
-        let decompress = try compressPeakRSS(["compress", "-d"], stdin: gz, stdout: out)
+        let decompress = try await compressPeakRSS(["compress", "-d"], stdin: gz, stdout: out)
         #expect(decompress.status == 0)
         #expect(decompress.kilobytes < 64 * 1024, "decompress peak RSS \(decompress.kilobytes) KiB")
-        let cmp = try compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["cmp", big.path, out.path])
+        let cmp = try await compressRun(URL(fileURLWithPath: "/usr/bin/env"), ["cmp", big.path, out.path])
         #expect(cmp.status == 0)
     }
 
-    @Test func measurementPrintsATableAndJSON() throws {
+    @Test func measurementPrintsATableAndJSON() async throws {
         let dir = try CompressScratch()
         let input = try dir.write("chat.txt", compressChatText(bytes: 60_000))
-        let table = try compressRun(compressTestBinary(), ["compress", "--levels", "1,6", input.path])
+        let table = try await compressRun(compressTestBinary(), ["compress", "--levels", "1,6", input.path])
         #expect(table.status == 0, "\(table.stderr)")
         let lines = String(decoding: table.stdout, as: UTF8.self).split(separator: "\n")
         #expect(lines.count == 3)
         #expect(lines.first?.hasPrefix("level") == true)
         #expect(lines.dropFirst().allSatisfy { $0.contains("60000") })
 
-        let json = try compressRun(compressTestBinary(), ["compress", "--levels", "1-3", "--json"], stdin: input)
+        let json = try await compressRun(compressTestBinary(), ["compress", "--levels", "1-3", "--json"], stdin: input)
         #expect(json.status == 0)
         let rows = try compressJSONLines(json.stdout)
         #expect(rows.map { $0["level"] as? Int } == [1, 2, 3])
         #expect(rows.allSatisfy { $0["kind"] as? String == "level" && ($0["ratio"] as? Double ?? 0) > 1 })
     }
 
-    @Test func messageStudyComparesThreeWays() throws {
+    @Test func messageStudyComparesThreeWays() async throws {
         let dir = try CompressScratch()
         var rng = CompressPRNG(seed: 3)
         let jsonLines = (0..<1500).map { index in
@@ -153,7 +153,7 @@ import Testing
         }.joined(separator: "\n")
         let input = try dir.write("chat.jsonl", Data(jsonLines.utf8))
         let dictionary = dir.url.appendingPathComponent("dict.bin")
-        let result = try compressRun(
+        let result = try await compressRun(
             compressTestBinary(), ["compress", "--messages", "--train", "--train-out", dictionary.path, "--json", input.path])
         #expect(result.status == 0, "\(result.stderr)")
         let rows = try compressJSONLines(result.stdout)
@@ -165,7 +165,7 @@ import Testing
         let trained = try Data(contentsOf: dictionary)
         #expect(trained.count > 100 && trained.count <= 32 * 1024)
 
-        let table = try compressRun(compressTestBinary(), ["compress", "--messages", "--dict", dictionary.path, "--window-bits", "12", input.path])
+        let table = try await compressRun(compressTestBinary(), ["compress", "--messages", "--dict", dictionary.path, "--window-bits", "12", input.path])
         #expect(table.status == 0, "\(table.stderr)")
         let text = String(decoding: table.stdout, as: UTF8.self)
         #expect(text.contains("context-takeover"))
@@ -191,7 +191,13 @@ fileprivate struct CompressRunResult {
 
 /// Runs a program with stdin from a file and stdout/stderr captured through temporary files
 /// (no pipes, so no deadlock on large outputs).
-fileprivate func compressRun(_ executable: URL, _ arguments: [String], stdin: URL? = nil) throws -> CompressRunResult {
+/// Runs a child to its end on a thread of its own: a test waiting for a 100 MB pipe must not hold one of
+/// the few threads of Swift's cooperative pool, which the other suites' in-process servers run on.
+fileprivate func compressRun(_ executable: URL, _ arguments: [String], stdin: URL? = nil) async throws -> CompressRunResult {
+    try await onOwnThread { try compressRunBlocking(executable, arguments, stdin: stdin) }
+}
+
+fileprivate func compressRunBlocking(_ executable: URL, _ arguments: [String], stdin: URL? = nil) throws -> CompressRunResult {
     let scratch = try CompressScratch()
     let outURL = scratch.url.appendingPathComponent("stdout")
     let errURL = scratch.url.appendingPathComponent("stderr")
@@ -211,7 +217,11 @@ fileprivate func compressRun(_ executable: URL, _ arguments: [String], stdin: UR
 }
 
 /// Runs imctl under `/usr/bin/time -f %M` and returns the child's peak RSS in KiB.
-fileprivate func compressPeakRSS(_ arguments: [String], stdin: URL, stdout: URL) throws -> (status: Int32, kilobytes: Int) {
+fileprivate func compressPeakRSS(_ arguments: [String], stdin: URL, stdout: URL) async throws -> (status: Int32, kilobytes: Int) {
+    try await onOwnThread { try compressPeakRSSBlocking(arguments, stdin: stdin, stdout: stdout) }
+}
+
+fileprivate func compressPeakRSSBlocking(_ arguments: [String], stdin: URL, stdout: URL) throws -> (status: Int32, kilobytes: Int) {
     let scratch = try CompressScratch()
     let timeOut = scratch.url.appendingPathComponent("time")
     _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
@@ -242,7 +252,7 @@ fileprivate func compressPeakRSS(_ arguments: [String], stdin: URL, stdout: URL)
 }
 
 fileprivate func compressHasTool(_ name: String) -> Bool {
-    (try? compressRun(URL(fileURLWithPath: "/usr/bin/env"), [name, "--version"]).status) == 0
+    (try? compressRunBlocking(URL(fileURLWithPath: "/usr/bin/env"), [name, "--version"]).status) == 0
 }
 
 fileprivate func compressJSONLines(_ data: Data) throws -> [[String: Any]] {

@@ -69,7 +69,7 @@ import Testing
                                           stdin: Data((lines.joined(separator: "\n") + "\n").utf8), timeout: .seconds(90))
             #expect(sent.status == 0, "\(sent)")
             // Refusals did happen (each is an error frame), and the sender got past them.
-            let errors = httpGet(port: server.port, path: "/metrics").split(separator: "\n")
+            let errors = try await onOwnThread { httpGet(port: server.port, path: "/metrics") }.split(separator: "\n")
                 .first { $0.hasPrefix("imctl_frame_errors_total ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
             #expect(errors > 0, "the rate limit never refused a send")
             let read = try await sb.imctl(["listen", "r", "--since", "0", "--count", "200", "--json", "--timeout", "30s",

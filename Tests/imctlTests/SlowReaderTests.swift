@@ -125,7 +125,7 @@ func residentBytes(of pid: Int32) -> Int {
             let tokens = try await sb.users("stuck", "flooder")
             let server = try await sb.startServer()
             let pid = try #require(server.child?.pid)
-            let stuck = try StuckReader(port: server.port, token: tokens["stuck"]!, room: "flood")
+            let stuck = try await onOwnThread { try StuckReader(port: server.port, token: tokens["stuck"]!, room: "flood") }
             let before = residentBytes(of: pid)
             let count = 5_000
             let size = 60_000  // 5,000 × 60 kB: 300 MB of bodies
@@ -151,7 +151,7 @@ func residentBytes(of pid: Int32) -> Int {
 
             // The reader was cut: the server counted it, and its connection ends (with 1008 when the close
             // frame made it out before the close timeout).
-            let metrics = httpGet(port: server.port, path: "/metrics")
+            let metrics = try await onOwnThread { httpGet(port: server.port, path: "/metrics") }
             #expect(metrics.contains("imctl_slow_consumers_total 1"), "\(metrics.split(separator: "\n").filter { $0.contains("slow") })")
             let drained = await withCheckedContinuation { c in
                 Thread { c.resume(returning: stuck.drain()) }.start()

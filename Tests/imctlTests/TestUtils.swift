@@ -18,6 +18,15 @@ let imctlBinary: URL = {
         .appendingPathComponent(".build/debug/imctl")
 }()
 
+/// Runs blocking work (waiting for a child, a blocking socket) on a thread of its own. Every suite runs
+/// in one process on Swift's cooperative pool, a thread per core: a test blocking one of those threads
+/// for seconds starves the in-process servers of the other suites.
+func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}
+
 /// Writing to the stdin of a child that already exited must fail with EPIPE, not kill the test runner.
 private let sigpipeIgnored: Bool = {
     signal(SIGPIPE, SIG_IGN)
