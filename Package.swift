@@ -83,8 +83,13 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            exclude: ["Web"],
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedWeb"]
         ),
+        // Builds the chat page of Web/ into the server (no file beside the binary, no build step of its own).
+        .executableTarget(name: "imctl-embed-web", path: "Plugins/EmbedWebTool"),
+        .plugin(name: "EmbedWeb", capability: .buildTool(), dependencies: ["imctl-embed-web"]),
         // Client library: connect, send with pipelined acks, listen with resume.
         .target(
             name: "IMClient",

@@ -128,23 +128,46 @@ extension ChatServer {
             do { target = try Target(parsing: to) } catch { throw HTTPError(.badRequest, message: "\(error)") }
             let after = Int64(q.get("after") ?? "0") ?? 0
             let limit = min(max(Int(q.get("limit") ?? "100") ?? 100, 1), 10_000)
+            // `last=N`: the newest N instead of those after a seq.
+            let last = q.get("last").map { min(max(Int($0) ?? 100, 1), 10_000) }
+            let key = ConversationKey(target: target, user: user.name)
             let messages: [StoredMessage]
             do {
-                messages = try await self.messages(in: ConversationKey(target: target, user: user.name), afterSeq: after, limit: limit)
+                if let last {
+                    messages = try await self.lastMessages(in: key, count: last)
+                } else {
+                    messages = try await self.messages(in: key, afterSeq: after, limit: limit)
+                }
             } catch {
                 throw Self.unavailable(error)
             }
             // At most `maxHistoryResponseBytes` (and always one message): a client pages on with `after`.
+            // With `last`, the newest are kept.
             var lines: [String] = []
             var bytes = 0
-            for m in messages {
+            for m in last == nil ? messages : messages.reversed() {
                 let line = m.view(for: user.name).jsonLine()
                 bytes += line.utf8.count + 1
                 if bytes > ServerConfiguration.maxHistoryResponseBytes && !lines.isEmpty { break }
                 lines.append(line)
             }
+            if last != nil { lines.reverse() }
             return Self.json("{\"messages\":[\(lines.joined(separator: ","))]}")
         }
+        router.get("/v1/conversations") { request, _ in
+            let user = try await self.authorize(request)
+            let limit = min(max(Int(request.uri.queryParameters.get("limit") ?? "100") ?? 100, 1), 1_000)
+            let found: [ConversationSummary]
+            do { found = try await self.store.conversations(of: user.name, limit: limit) } catch { throw Self.unavailable(error) }
+            let items = found.map { c in
+                var w = JSONObjectWriter()
+                w.add("room", c.conversation.label(for: user.name)); w.add("seq", c.lastSeq); w.add("id", c.lastID)
+                w.add("ts", Timestamp.rfc3339(millis: c.lastTS))
+                return w.finish()
+            }
+            return Self.json("{\"conversations\":[\(items.joined(separator: ","))]}")
+        }
+        addWebRoutes(to: router)
         addAdminRoutes(to: router)
     }
 

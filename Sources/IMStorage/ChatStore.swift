@@ -57,6 +57,9 @@ public protocol ChatStore: Sendable {
     func directMessages(of user: String, afterID: Int64, limit: Int) async throws -> [StoredMessage]
     /// The largest message id stored (0 when none).
     func lastMessageID() async throws -> Int64
+    /// The conversations `user` may read that hold messages (every room, their direct ones), the most
+    /// recently written first, at most `limit`, each with its last message's id, seq and time.
+    func conversations(of user: String, limit: Int) async throws -> [ConversationSummary]
 
     /// Releases the store's connections.
     func close() async throws

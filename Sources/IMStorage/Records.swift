@@ -81,6 +81,22 @@ public struct StoredMessage: Sendable, Equatable {
     }
 }
 
+/// A conversation and where it stands: its last message.
+public struct ConversationSummary: Sendable, Equatable {
+    public var conversation: ConversationKey
+    public var lastID: Int64
+    public var lastSeq: Int64
+    /// Time of the last message, milliseconds since the epoch.
+    public var lastTS: Int64
+
+    public init(conversation: ConversationKey, lastID: Int64, lastSeq: Int64, lastTS: Int64) {
+        self.conversation = conversation
+        self.lastID = lastID
+        self.lastSeq = lastSeq
+        self.lastTS = lastTS
+    }
+}
+
 /// What appending one message did.
 public struct AppendOutcome: Sendable, Equatable {
     /// The stored message (the earlier one when this was a duplicate).

@@ -345,6 +345,22 @@ public final class SQLiteStore: ChatStore {
         ).map(Self.storedMessage)
     }
 
+    public func conversations(of user: String, limit: Int) async throws -> [ConversationSummary] {
+        // The last message of each conversation is one probe of the (conv_id, seq) index.
+        try await reader.query(
+            """
+            SELECT c.key, m.id, m.seq, m.ts FROM conversations c
+            JOIN messages m ON m.conv_id = c.id AND m.seq = (SELECT MAX(seq) FROM messages WHERE conv_id = c.id)
+            WHERE c.member_a IS NULL OR c.member_a = ? OR c.member_b = ?
+            ORDER BY m.id DESC LIMIT ?
+            """, [.text(user), .text(user), .integer(limit)]
+        ).compactMap { row in
+            guard let key = row.column("key")?.string, let conversation = ConversationKey(storageKey: key) else { return nil }
+            return ConversationSummary(conversation: conversation, lastID: Int64(row.column("id")?.integer ?? 0),
+                                       lastSeq: Int64(row.column("seq")?.integer ?? 0), lastTS: Int64(row.column("ts")?.integer ?? 0))
+        }
+    }
+
     public func lastMessageID() async throws -> Int64 {
         Int64(try await reader.query("SELECT COALESCE(MAX(id), 0) AS id FROM messages").first?.column("id")?.integer ?? 0)
     }

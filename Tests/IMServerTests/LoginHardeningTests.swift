@@ -12,6 +12,13 @@ import Testing
 /// "somewhere else". Blocking, on a thread of its own (not a pool the server may need).
 func rawHTTP(port: Int, method: String = "POST", path: String, body: String, from source: String = "127.0.0.1",
              headers: [String] = [], timeout: Int = 20) async throws -> (status: Int, body: String) {
+    let r = try await rawHTTPResponse(port: port, method: method, path: path, body: body, from: source, headers: headers, timeout: timeout)
+    return (r.status, r.body)
+}
+
+/// The same, with the response's header lines (lowercased names) too.
+func rawHTTPResponse(port: Int, method: String = "POST", path: String, body: String = "", from source: String = "127.0.0.1",
+                     headers: [String] = [], timeout: Int = 20) async throws -> (status: Int, body: String, headers: [String: String]) {
     await withCheckedContinuation { continuation in
         Thread {
             continuation.resume(returning: blockingHTTP(port: port, method: method, path: path, body: body, from: source, headers: headers,
@@ -21,10 +28,10 @@ func rawHTTP(port: Int, method: String = "POST", path: String, body: String, fro
 }
 
 private func blockingHTTP(port: Int, method: String, path: String, body: String, from source: String,
-                          headers: [String], timeout seconds: Int) -> (status: Int, body: String) {
+                          headers: [String], timeout seconds: Int) -> (status: Int, body: String, headers: [String: String]) {
     do {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return (0, "socket failed") }
+        guard fd >= 0 else { return (0, "socket failed", [:]) }
         defer { close(fd) }
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)
@@ -37,7 +44,7 @@ private func blockingHTTP(port: Int, method: String, path: String, body: String,
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard ok == 0 else { return (0, "connect failed") }
+        guard ok == 0 else { return (0, "connect failed", [:]) }
         let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
             + headers.map { $0 + "\r\n" }.joined() + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
@@ -50,8 +57,14 @@ private func blockingHTTP(port: Int, method: String, path: String, body: String,
         }
         let text = String(decoding: response, as: UTF8.self)
         let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
-        let bodyStart = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-        return (status, bodyStart)
+        let split = text.range(of: "\r\n\r\n")
+        let bodyStart = split.map { String(text[$0.upperBound...]) } ?? ""
+        var fields: [String: String] = [:]
+        for line in (split.map { String(text[..<$0.lowerBound]) } ?? text).components(separatedBy: "\r\n").dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return (status, bodyStart, fields)
     }
 }
 
