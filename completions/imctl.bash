@@ -310,7 +310,7 @@ _imctl_listen() {
     repeating_flags=()
     non_repeating_flags=(--json --no-reconnect --no-compression --version -h --help)
     repeating_options=()
-    non_repeating_options=(--format -c --count --timeout --since --history --server --token --cacert)
+    non_repeating_options=(--format -n --count --timeout --since --history --server --token --cacert)
     __imctl_offer_flags_options -1
 
     # Offer option value completions
@@ -318,7 +318,7 @@ _imctl_listen() {
     '--format')
         return
         ;;
-    '-c'|'--count')
+    '-n'|'--count')
         return
         ;;
     '--timeout')

@@ -31,7 +31,7 @@ function __imctl_parse_tokens -S
         case 'send'
             __imctl_parse_subcommand -r 2 'l/lines' '0/null' 'json' 'no-reconnect' 'timeout=' 'server=' 'token=' 'no-compression' 'cacert=' 'version' 'h/help'
         case 'listen'
-            __imctl_parse_subcommand -r 1 'json' 'format=' 'c/count=' 'timeout=' 'since=' 'history=' 'no-reconnect' 'server=' 'token=' 'no-compression' 'cacert=' 'version' 'h/help'
+            __imctl_parse_subcommand -r 1 'json' 'format=' 'n/count=' 'timeout=' 'since=' 'history=' 'no-reconnect' 'server=' 'token=' 'no-compression' 'cacert=' 'version' 'h/help'
         case 'users'
             __imctl_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
@@ -167,7 +167,7 @@ complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "i
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl send" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl listen" json' -l 'json' -d 'One JSON object per message.'
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl listen" format' -l 'format' -d 'Template with {id} {room} {seq} {from} {ts} {body}.' -rfka ''
-complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl listen" c count' -s 'c' -l 'count' -d 'Exit 0 after this many messages.' -rfka ''
+complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl listen" count n' -s 'n' -l 'count' -d 'Exit 0 after this many messages.' -rfka ''
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl listen" timeout' -l 'timeout' -d 'End after this long without a message (exit 75 if --count was not reached).' -rfka ''
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl listen" since' -l 'since' -d 'First print stored messages after this seq (one target).' -rfka ''
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl listen" history' -l 'history' -d 'First print the last N stored messages of each target.' -rfka ''

@@ -49,9 +49,11 @@ public struct LevelStudyConfiguration: Sendable {
 /// Measures zlib on one sample, level by level. Pure computation: no I/O.
 public enum LevelStudy {
     /// Compresses and decompresses `input` at each level, verifying every round trip.
+    /// - Parameter progress: called before each level with the number of levels done and their total.
     /// - Throws: ``CompressionError/verificationFailed`` if a round trip differs from the input.
     public static func measure(
-        _ input: [UInt8], configuration: LevelStudyConfiguration = LevelStudyConfiguration()
+        _ input: [UInt8], configuration: LevelStudyConfiguration = LevelStudyConfiguration(),
+        progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
     ) throws(CompressionError) -> [LevelMeasurement] {
         var rows: [LevelMeasurement] = []
         // Buffers are reused across runs so that allocation does not show up in the timing.
@@ -59,7 +61,8 @@ public enum LevelStudy {
         compressed.reserveCapacity(input.count + input.count / 100 + 1024)
         var decompressed: [UInt8] = []
         decompressed.reserveCapacity(input.count)
-        for level in configuration.levels {
+        for (index, level) in configuration.levels.enumerated() {
+            progress(index, configuration.levels.count)
             let deflater = try Deflater(configuration: DeflateConfiguration(
                 format: configuration.format, level: level, windowBits: configuration.windowBits,
                 memLevel: configuration.memLevel, bufferSize: 256 * 1024))

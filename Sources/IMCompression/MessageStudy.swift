@@ -99,9 +99,18 @@ public struct MessageStudyConfiguration: Sendable {
 public enum MessageStudy {
     /// Measures each mode on `messages`, verifying that every message decodes to itself.
     /// - Throws: ``CompressionError/verificationFailed`` if any round trip differs.
+    /// - Parameter progress: called before each measurement (mode or window) with those done and their total.
     public static func measure(
-        _ messages: [[UInt8]], configuration: MessageStudyConfiguration = MessageStudyConfiguration()
+        _ messages: [[UInt8]], configuration: MessageStudyConfiguration = MessageStudyConfiguration(),
+        progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
     ) throws(CompressionError) -> MessageStudyReport {
+        let primed = configuration.dictionary.map { !$0.isEmpty } ?? false
+        let steps = 2 + (primed ? 1 : 0) + configuration.windowTable.count
+        var done = 0
+        func step() {
+            progress(done, steps)
+            done += 1
+        }
         let inputBytes = messages.reduce(0) { $0 + $1.count }
         let base = PerMessageDeflateConfiguration(
             windowBits: configuration.windowBits, contextTakeover: false, level: configuration.level,
@@ -110,17 +119,21 @@ public enum MessageStudy {
             mode: .uncompressed, messages: messages.count, inputBytes: inputBytes, wireBytes: inputBytes,
             bytesPerMessage: mean(inputBytes, messages.count), ratio: 1,
             compressMicrosPerMessage: 0, decompressMicrosPerMessage: 0)]
+        step()
         modes.append(try measureMode(.alone, messages, base, configuration.stopwatch))
         var takeover = base
         takeover.contextTakeover = true
+        step()
         modes.append(try measureMode(.contextTakeover, messages, takeover, configuration.stopwatch))
         if let dictionary = configuration.dictionary, !dictionary.isEmpty {
             var primed = base
             primed.dictionary = dictionary
+            step()
             modes.append(try measureMode(.dictionary, messages, primed, configuration.stopwatch))
         }
         var windows: [WindowMeasurement] = []
         for bits in configuration.windowTable {
+            step()
             var settings = base
             settings.windowBits = bits
             let alone = try roundTrip(messages, settings)

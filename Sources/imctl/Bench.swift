@@ -54,7 +54,7 @@ extension IMCtl {
                 logger.logLevel = .error
                 let runID = String(UInt32.random(in: 0...UInt32.max), radix: 36)
                 let urls = servers.map { $0.split(separator: ",").map(String.init) } ?? server.map { [$0] }
-                let showProgress = isatty(2) == 1 && Environment.value("NO_COLOR") == nil
+                let showProgress = Terminal.draws(on: 2)
                 let progress: @Sendable (LoadProgress) -> Void = { p in
                     guard showProgress else { return }
                     let fraction = p.expected > 0 ? min(Double(p.delivered) / Double(p.expected), 1) : 0

@@ -38,6 +38,29 @@ enum CompressIO {
         }
     }
 
+    /// The summed size of `paths` when every one is a regular file (nil for stdin or a pipe).
+    static func totalSize(of paths: [String]) -> Int? {
+        var total = 0
+        for path in paths {
+            var stats = stat()
+            guard path != "-", stat(path, &stats) == 0, (stats.st_mode & S_IFMT) == S_IFREG else { return nil }
+            total += Int(stats.st_size)
+        }
+        return total
+    }
+
+    /// `412.0 MB → 81.2 MB (19.7 %), 96 MB/s, 41 % of the input`.
+    static func progressText(read: Int, written: Int, total: Int?, since start: ContinuousClock.Instant) -> String {
+        func mb(_ n: Int) -> String { CompressReport.fixed(Double(n) / 1_000_000, 1) + " MB" }
+        let elapsed = (ContinuousClock.now - start).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        var text = "\(mb(read)) → \(mb(written))"
+        if read > 0 { text += " (" + CompressReport.fixed(100 * Double(written) / Double(read), 1) + " %)" }
+        if seconds > 0 { text += ", \(Int(Double(read) / 1_000_000 / seconds)) MB/s" }
+        if let total, total > 0 { text += ", \(min(100, read * 100 / total)) % of the input" }
+        return text
+    }
+
     /// Reads a whole file (or standard input for `-`) into memory.
     static func readAll(_ path: String) throws(Failure) -> [UInt8] {
         let fd = try openForReading(path)

@@ -12,7 +12,20 @@ extension Compress {
         let inputs = files.isEmpty ? ["-"] : files
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: CompressIO.chunkSize, alignment: 16)
         defer { buffer.deallocate() }
-        let write: (UnsafeRawBufferPointer) throws -> Void = { chunk in try CompressIO.writeAll(1, chunk) }
+        // Bytes read and written, for the progress line a long run shows on a terminal.
+        var bytesIn = 0
+        var bytesOut = 0
+        let progress = ProgressLine()
+        let total = CompressIO.totalSize(of: inputs)
+        defer { progress.finish() }
+        let write: (UnsafeRawBufferPointer) throws -> Void = { chunk in
+            bytesOut += chunk.count
+            try CompressIO.writeAll(1, chunk)
+        }
+        let started = ContinuousClock.now
+        let report = {
+            progress.update(CompressIO.progressText(read: bytesIn, written: bytesOut, total: total, since: started))
+        }
         var current = "stdin"
         do {
             if decompress {
@@ -24,7 +37,9 @@ extension Compress {
                     defer { if fd != 0 { close(fd) } }
                     try inflater.reset()
                     try CompressIO.forEachChunk(of: fd, name: current, buffer: buffer) { chunk in
+                        bytesIn += chunk.count
                         try inflater.decompress(chunk, sink: write)
+                        report()
                     }
                     try inflater.finish()
                 }
@@ -37,7 +52,9 @@ extension Compress {
                     let fd = try CompressIO.openForReading(path)
                     defer { if fd != 0 { close(fd) } }
                     try CompressIO.forEachChunk(of: fd, name: current, buffer: buffer) { chunk in
+                        bytesIn += chunk.count
                         try deflater.compress(chunk, sink: write)
+                        report()
                     }
                 }
                 try deflater.compress(UnsafeRawBufferPointer(start: nil, count: 0), flush: .finish, sink: write)

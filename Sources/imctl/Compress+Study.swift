@@ -8,9 +8,13 @@ extension Compress {
         let input = try readInputs()
         let levels = try Self.parseLevels(self.levels ?? Self.defaultLevels)
         let rows: [LevelMeasurement]
+        let progress = ProgressLine()
+        defer { progress.finish() }
         do {
             rows = try LevelStudy.measure(input, configuration: LevelStudyConfiguration(
-                levels: levels, format: format.zlibFormat, windowBits: windowBits))
+                levels: levels, format: format.zlibFormat, windowBits: windowBits)) { done, total in
+                progress.update("measuring level \(levels[done]) (\(done + 1) of \(total))")
+            }
         } catch {
             CompressIO.diagnose(error.description)
             throw ExitCode(error == .verificationFailed ? 1 : 65)
@@ -55,9 +59,13 @@ extension Compress {
             dictionary = trained
         }
         let report: MessageStudyReport
+        let progress = ProgressLine()
+        defer { progress.finish() }
         do {
             report = try MessageStudy.measure(messages, configuration: MessageStudyConfiguration(
-                windowBits: windowBits, dictionary: dictionary))
+                windowBits: windowBits, dictionary: dictionary)) { done, total in
+                progress.update("measuring \(messages.count) messages: step \(done + 1) of \(total)")
+            }
         } catch {
             CompressIO.diagnose(error.description)
             throw ExitCode(error == .verificationFailed ? 1 : 65)

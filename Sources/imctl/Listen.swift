@@ -17,7 +17,7 @@ extension IMCtl {
         @Argument(help: "Rooms and @user conversations to follow.") var targets: [String] = []
         @Flag(help: "One JSON object per message.") var json = false
         @Option(help: ArgumentHelp("Template with {id} {room} {seq} {from} {ts} {body}.", valueName: "template")) var format: String?
-        @Option(name: [.short, .long], help: ArgumentHelp("Exit 0 after this many messages.", valueName: "n")) var count: Int?
+        @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Exit 0 after this many messages.", valueName: "n")) var count: Int?
         @Option(help: ArgumentHelp("End after this long without a message (exit 75 if --count was not reached).", valueName: "duration"))
         var timeout: DurationArgument?
         @Option(help: ArgumentHelp("First print stored messages after this seq (one target).", valueName: "seq")) var since: Int64?
@@ -53,6 +53,8 @@ extension IMCtl {
                 } else if let format {
                     let template = try OutputTemplate(format)
                     render = { template.render($0) }
+                } else if Terminal.draws(on: 1) {
+                    render = Terminal.colouredLine
                 } else {
                     render = OutputTemplate.textLine
                 }
