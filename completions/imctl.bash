@@ -304,6 +304,14 @@ _imctl_send() {
         return
         ;;
     esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __imctl_add_completions -W "$(__imctl_custom_complete ---completion send -- positional@0 "${COMP_CWORD}" "$(__imctl_cursor_index_in_current_word)")"
+        return
+        ;;
+    esac
 }
 
 _imctl_listen() {
@@ -337,6 +345,14 @@ _imctl_listen() {
         return
         ;;
     '--cacert')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __imctl_add_completions -W "$(__imctl_custom_complete ---completion listen -- positional@0 "${COMP_CWORD}" "$(__imctl_cursor_index_in_current_word)")"
         return
         ;;
     esac

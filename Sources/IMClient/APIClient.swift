@@ -29,7 +29,7 @@ public struct APIClient: Sendable {
         let response: HTTPClientResponse
         let text: String
         do {
-            let deadline = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+            let deadline = TimeAmount.nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
             if let caCertificatePath {
                 // A client of our own that trusts only the given CA.
                 let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup,

@@ -14,7 +14,7 @@ extension IMCtl {
             abstract: "Print messages of rooms and @user conversations as they arrive (every direct conversation when no target).",
             discussion: "Text lines are `TS ROOM FROM: BODY`; --json prints id, room, seq, from, ts, body per line.")
 
-        @Argument(help: "Rooms and @user conversations to follow.") var targets: [String] = []
+        @Argument(help: "Rooms and @user conversations to follow.", completion: ConversationCompletion.kind) var targets: [String] = []
         @Flag(help: "One JSON object per message.") var json = false
         @Option(help: ArgumentHelp("Template with {id} {room} {seq} {from} {ts} {body}.", valueName: "template")) var format: String?
         @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Exit 0 after this many messages.", valueName: "n")) var count: Int?

@@ -10,7 +10,7 @@ extension IMCtl {
             abstract: "Send a message to a room or @user: from arguments, or from stdin (whole, per line, or per NUL).",
             discussion: "Exits 0 only when every message is acknowledged, that is, stored durably by the server.")
 
-        @Argument(help: "A room name, or @user for a direct message.") var target: String
+        @Argument(help: "A room name, or @user for a direct message.", completion: ConversationCompletion.kind) var target: String
         @Argument(help: "The message; words are joined with single spaces. Without it, stdin is read.") var message: [String] = []
         @Flag(name: [.short, .long], help: "Send each non-empty line of stdin as its own message.") var lines = false
         @Flag(name: [.customShort("0"), .long], help: "Split stdin on NUL bytes.") var null = false

@@ -64,28 +64,55 @@ import Testing
         #expect(lint.status == 0 && lint.err.isEmpty, "\(lint)")
     }
 
+    /// `COMPREPLY` after completing the last of `words` in bash with completions/imctl.bash loaded.
+    static func complete(_ words: [String], env: [String: String] = [:]) async throws -> [String] {
+        let script = root.appendingPathComponent("completions/imctl.bash").path
+        let line = words.joined(separator: " ")
+        let program = """
+            source '\(script)'
+            COMP_WORDS=(\(words.map { "'\($0)'" }.joined(separator: " "))); COMP_CWORD=\(words.count - 1)
+            COMP_LINE='\(line)'; COMP_POINT=${#COMP_LINE}
+            _imctl imctl '\(words.last!)' '\(words[words.count - 2])'
+            printf '%s\\n' "${COMPREPLY[@]}"
+            """
+        let r = try await run("/bin/bash", ["-c", program], env: env.merging(["PATH": imctlBinary.deletingLastPathComponent().path + ":/usr/bin:/bin"]) { $1 })
+        #expect(r.status == 0, "\(r)")
+        return r.out.split(separator: "\n").map(String.init)
+    }
+
     /// bash: the script loads, registers `imctl`, and completes subcommands, flags and option values.
     @Test func bashCompletes() async throws {
         let script = Self.root.appendingPathComponent("completions/imctl.bash").path
-        func complete(_ words: [String]) async throws -> [String] {
-            let line = words.joined(separator: " ")
-            let program = """
-                source '\(script)'
-                COMP_WORDS=(\(words.map { "'\($0)'" }.joined(separator: " "))); COMP_CWORD=\(words.count - 1)
-                COMP_LINE='\(line)'; COMP_POINT=${#COMP_LINE}
-                _imctl imctl '\(words.last!)' '\(words[words.count - 2])'
-                printf '%s\\n' "${COMPREPLY[@]}"
-                """
-            let r = try await Self.run("/bin/bash", ["-c", program], env: ["PATH": imctlBinary.deletingLastPathComponent().path + ":/usr/bin:/bin"])
-            #expect(r.status == 0, "\(r)")
-            return r.out.split(separator: "\n").map(String.init)
-        }
         let registered = try await Self.run("/bin/bash", ["-c", "source '\(script)'; complete -p imctl"])
         #expect(registered.status == 0 && registered.out.contains("-F _imctl imctl"), "\(registered)")
-        #expect(try await complete(["imctl", "li"]) == ["listen"])
-        #expect(try await complete(["imctl", "u"]) == ["users"])
-        #expect(try await complete(["imctl", "users", "to"]).sorted() == ["token", "tokens"])
-        #expect(try await complete(["imctl", "listen", "--js"]) == ["--json"])
-        #expect(try await complete(["imctl", "serve", "--log-level", ""]).contains("warning"))
+        #expect(try await Self.complete(["imctl", "li"]) == ["listen"])
+        #expect(try await Self.complete(["imctl", "u"]) == ["users"])
+        #expect(try await Self.complete(["imctl", "users", "to"]).sorted() == ["token", "tokens"])
+        #expect(try await Self.complete(["imctl", "listen", "--js"]) == ["--json"])
+        #expect(try await Self.complete(["imctl", "serve", "--log-level", ""]).contains("warning"))
+    }
+
+    /// Room and @user names complete from the server the command would talk to, for the user it would
+    /// sign in as; with no server there, nothing is offered (and nothing hangs).
+    @Test func bashCompletesConversationNamesFromTheServer() async throws {
+        try await withSandbox { sb in
+            try await sb.startServer()
+            let tokens = try await sb.users("alice", "bob", "carol")
+            for (to, token) in [("general", tokens["alice"]!), ("gardening", tokens["bob"]!), ("@bob", tokens["alice"]!), ("@carol", tokens["bob"]!)] {
+                let r = try await sb.imctl("send", to, "hello", "--token", token)
+                try #require(r.status == 0, "\(r)")
+            }
+            let env = sb.environment(["IMCTL_TOKEN": tokens["alice"]!])
+            #expect(try await Self.complete(["imctl", "listen", "g"], env: env).sorted() == ["gardening", "general"])
+            #expect(try await Self.complete(["imctl", "send", "gen"], env: env) == ["general"])
+            // alice's direct conversations only, not bob's with carol.
+            #expect(try await Self.complete(["imctl", "listen", ""], env: env).sorted() == ["@bob", "gardening", "general"])
+            // --token on the line wins, as it would for the command.
+            #expect(try await Self.complete(["imctl", "listen", "--token", tokens["carol"]!, ""], env: env).sorted() == ["@bob", "gardening", "general"])
+            // bash splits `@b` into `@` and `b` (COMP_WORDBREAKS) and replaces only the `b`.
+            #expect(try await Self.complete(["imctl", "listen", "general", "@", "b"], env: env) == ["bob"])
+            let nowhere = sb.environment(["IMCTL_TOKEN": tokens["alice"]!, "IMCTL_SERVER": "ws://127.0.0.1:9"])
+            #expect(try await Self.complete(["imctl", "listen", "g"], env: nowhere).isEmpty)
+        }
     }
 }
