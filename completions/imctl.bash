@@ -631,7 +631,7 @@ _imctl_compress() {
     repeating_flags=()
     non_repeating_flags=(--json --messages --json-input --train -c --stdout -d --decompress -1 --version -h --help)
     repeating_options=()
-    non_repeating_options=(--levels --dict --train-out --window-bits --format --level)
+    non_repeating_options=(--levels --dict --train-out --window-bits --format --level -p --threads)
     __imctl_offer_flags_options -1
 
     # Offer option value completions
@@ -655,6 +655,9 @@ _imctl_compress() {
         return
         ;;
     '--level')
+        return
+        ;;
+    '-p'|'--threads')
         return
         ;;
     esac

@@ -57,7 +57,7 @@ function __imctl_parse_tokens -S
                 __imctl_parse_subcommand 1 'enable' 'disable' 'database=' 'server=' 'token=' 'cacert=' 'version' 'h/help'
             end
         case 'compress'
-            __imctl_parse_subcommand -r 1 'levels=' 'json' 'messages' 'json-input' 'dict=' 'train' 'train-out=' 'window-bits=' 'c/stdout' 'd/decompress' 'format=' 'level=' '1' 'version' 'h/help'
+            __imctl_parse_subcommand -r 1 'levels=' 'json' 'messages' 'json-input' 'dict=' 'train' 'train-out=' 'window-bits=' 'c/stdout' 'd/decompress' 'format=' 'level=' 'p/threads=' '1' 'version' 'h/help'
         case 'bench'
             __imctl_parse_subcommand 0 'server=' 'servers=' 'balance=' 'token=' 'publishers=' 'subscribers=' 'rooms=' 'messages=' 'size=' 'rate=' 'duration=' 'no-compression' 'cacert=' 'json' 'version' 'h/help'
         case 'help'
@@ -275,6 +275,7 @@ complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "i
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl compress" d decompress' -s 'd' -l 'decompress' -d 'Decompress to standard output.'
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl compress" format' -l 'format' -d 'Framing for -c and -d, and for the level measurement.' -rfka 'gzip zlib raw'
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl compress" level' -l 'level' -d 'Compression level for -c, 0–9 (default 6).' -rfka ''
+complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl compress" p threads' -s 'p' -l 'threads' -d 'Threads for -c with gzip framing, as pigz -p (default: the CPUs this process may use).' -rfka ''
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl compress" 1' -s '1' -d '-1 (fastest) … -9 (smallest): shorthand for --level N.'
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl compress" version' -l 'version' -d 'Show the version.'
 complete -c 'imctl' -n '__imctl_should_offer_completions_for_flags_or_options "imctl compress" h help' -s 'h' -l 'help' -d 'Show help information.'

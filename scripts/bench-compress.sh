@@ -6,7 +6,8 @@
 #   IMCTL    the binary to test (default: .build/release/imctl; build with `swift build -c release`)
 #   SIZE_MB  size of the generated text (default 100)
 #   WORKDIR  where the data goes (default: a temporary directory, removed at exit)
-# Uses hyperfine when installed, else 5 runs each and the median. Needs python3 for the data.
+# Uses hyperfine when installed, else 5 interleaved runs each and the median. Needs python3 for the
+# data; compares with pigz when it is installed (apt-get install pigz).
 set -euo pipefail
 
 IMCTL=${1:-.build/release/imctl}
@@ -101,23 +102,42 @@ if command -v hyperfine > /dev/null; then
 else
     "$IMCTL" compress -c -6 < "$TEXT" > "$WORKDIR/imctl.gz"
     gzip -6 -c < "$TEXT" > "$WORKDIR/gzip.gz"
-    ours=$(time_runs sh -c "'$IMCTL' compress -c -6 < '$TEXT'")
-    theirs=$(time_runs sh -c "gzip -6 -c < '$TEXT'")
-    ours_d=$(time_runs sh -c "'$IMCTL' compress -d < '$WORKDIR/imctl.gz'")
-    theirs_d=$(time_runs sh -c "gzip -d -c < '$WORKDIR/gzip.gz'")
+    # Interleaved, so that the shared machine's noise falls on every command alike.
+    declare -A runs
+    names=("imctl compress -c -6" "imctl compress -c -6 -p 1" "gzip -6" "pigz -6" "imctl compress -d" "gzip -d" "pigz -d")
+    commands=("'$IMCTL' compress -c -6 < '$TEXT'" "'$IMCTL' compress -c -6 -p 1 < '$TEXT'" "gzip -6 -c < '$TEXT'"
+              "pigz -6 -c < '$TEXT'" "'$IMCTL' compress -d < '$WORKDIR/imctl.gz'" "gzip -d -c < '$WORKDIR/gzip.gz'"
+              "pigz -d -c < '$WORKDIR/gzip.gz'")
+    for _ in $(seq "$RUNS"); do
+        for i in "${!names[@]}"; do
+            [[ "${names[$i]}" == pigz* ]] && ! command -v pigz > /dev/null && continue
+            start=$(date +%s.%N)
+            sh -c "${commands[$i]}" > /dev/null
+            end=$(date +%s.%N)
+            runs[$i]+="$(echo "$end - $start" | bc -l) "
+        done
+    done
+    declare -A med
     echo "| command | median s |"
     echo "|---|---|"
-    echo "| imctl compress -c -6 | $ours |"
-    echo "| gzip -6 | $theirs |"
-    echo "| imctl compress -d | $ours_d |"
-    echo "| gzip -d | $theirs_d |"
+    for i in "${!names[@]}"; do
+        [[ -z "${runs[$i]:-}" ]] && continue
+        med[$i]=$(printf '%s\n' ${runs[$i]} | median)
+        echo "| ${names[$i]} | ${med[$i]} |"
+    done
     echo
-    echo "time ratio imctl/gzip (compress): $(echo "$ours / $theirs" | bc -l | cut -c1-5)"
+    echo "time ratio imctl/gzip (compress): $(echo "${med[0]} / ${med[2]}" | bc -l | cut -c1-5)"
+    [[ -n "${med[3]:-}" ]] && echo "time ratio imctl/pigz (compress): $(echo "${med[0]} / ${med[3]}" | bc -l | cut -c1-5)"
+    echo "time ratio imctl/gzip (decompress): $(echo "${med[4]} / ${med[5]}" | bc -l | cut -c1-5)"
 fi
 echo
 imctl_size=$(wc -c < "$WORKDIR/imctl.gz")
 gzip_size=$(wc -c < "$WORKDIR/gzip.gz")
 echo "output bytes: imctl $imctl_size, gzip $gzip_size, ratio imctl/gzip $(echo "$imctl_size / $gzip_size" | bc -l | cut -c1-6)"
+if command -v pigz > /dev/null; then
+    pigz_size=$(pigz -6 -c < "$TEXT" | wc -c)
+    echo "output bytes: pigz $pigz_size, ratio pigz/gzip $(echo "$pigz_size / $gzip_size" | bc -l | cut -c1-6)"
+fi
 gzip -d -c < "$WORKDIR/imctl.gz" | cmp -s - "$TEXT" && echo "gzip -d reads imctl's output back exactly: yes"
 "$IMCTL" compress -d < "$WORKDIR/gzip.gz" | cmp -s - "$TEXT" && echo "imctl compress -d reads gzip's output back exactly: yes"
 peak=$( { /usr/bin/time -f %M "$IMCTL" compress -c -6 < "$TEXT" > /dev/null; } 2>&1 | tail -1 )

@@ -32,7 +32,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-WAIT = 20  # seconds for any one thing to show up in a page
+WAIT = 30  # seconds for any one thing to show up in a page
 
 XSS = '<img src=x onerror="document.title=\'pwned\';window.pwned=1">'
 

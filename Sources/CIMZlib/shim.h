@@ -16,4 +16,9 @@ static inline int CIMZlib_inflateInit2(z_streamp strm, int windowBits) {
     return inflateInit2_(strm, windowBits, ZLIB_VERSION, (int)sizeof(z_stream));
 }
 
+// crc32_combine is a macro for crc32_combine64 when off_t is 64-bit: call it from C.
+static inline unsigned long CIMZlib_crc32Combine(unsigned long crc1, unsigned long crc2, long long length2) {
+    return crc32_combine(crc1, crc2, (z_off_t)length2);
+}
+
 #endif

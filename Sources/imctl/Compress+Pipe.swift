@@ -1,5 +1,6 @@
 import ArgumentParser
 import IMCompression
+import IMServer
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -42,6 +43,19 @@ extension Compress {
                         report()
                     }
                     try inflater.finish()
+                }
+            } else if format == .gzip && windowBits == 15 && (threads ?? Host.usableCPUs()) > 1 {
+                // Blocks on every core, one gzip stream (pigz's method).
+                var opened: [(fd: Int32, name: String)] = []
+                defer { for input in opened where input.fd != 0 { close(input.fd) } }
+                for path in inputs {
+                    current = path == "-" ? "stdin" : path
+                    opened.append((try CompressIO.openForReading(path), current))
+                }
+                let writer = ParallelGzipWriter(level: pipeLevel, threads: threads ?? Host.usableCPUs())
+                try writer.run(inputs: opened, write: write) { read, _ in
+                    bytesIn = read
+                    report()
                 }
             } else {
                 // All inputs form one stream, like `cat FILE… | gzip`.

@@ -22,7 +22,9 @@ struct Compress: ParsableCommand {
             ("level"; or "study", "mode" and "window" for --messages).
 
             -c compresses to stdout (gzip unless --format), -d decompresses to stdout; both stream \
-            in constant memory. Corrupt, truncated or non-gzip input exits 65.
+            in constant memory. With gzip framing -c uses every CPU it may (pigz's method: 128 KiB \
+            blocks primed with the 32 KiB before them; -p/--threads sets how many). Corrupt, \
+            truncated or non-gzip input exits 65.
             """
     )
 
@@ -65,6 +67,10 @@ struct Compress: ParsableCommand {
     @Option(help: ArgumentHelp("Compression level for -c, 0–9 (default 6).", valueName: "level"))
     var level: Int?
 
+    @Option(name: [.customShort("p"), .customLong("threads")],
+            help: ArgumentHelp("Threads for -c with gzip framing, as pigz -p (default: the CPUs this process may use).", valueName: "n"))
+    var threads: Int?
+
     @Flag(exclusivity: .chooseLast, help: "Shorthand for --level N, as in gzip.")
     var levelShorthand: LevelShorthand?
 
@@ -84,6 +90,12 @@ struct Compress: ParsableCommand {
             _ = try Self.parseLevels(levels ?? Self.defaultLevels)
         } catch {
             throw ValidationError("--levels: \(error.reason)")
+        }
+        if let threads, !(1...256).contains(threads) {
+            throw ValidationError("--threads must be between 1 and 256, got \(threads).")
+        }
+        if threads != nil && (!toStdout || decompress) {
+            throw ValidationError("--threads applies to -c.")
         }
         if isPipeMode {
             let measurementOnly: [(Bool, String)] = [

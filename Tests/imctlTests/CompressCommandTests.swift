@@ -322,3 +322,58 @@ fileprivate func compressChatText(bytes: Int) -> Data {
     }
     return Data(text.utf8.prefix(bytes))
 }
+
+/// `-c` on several cores (pigz's method): one gzip stream that gzip reads, the same bytes whatever the
+/// thread count, about the ratio of one stream.
+@Suite struct ParallelCompressTests {
+    static let gzip = URL(fileURLWithPath: "/usr/bin/env")
+
+    @Test func blocksOnSeveralThreadsMakeOneStreamGzipReads() async throws {
+        let dir = try CompressScratch()
+        let text = compressChatText(bytes: 3_300_000)
+        let block = 128 * 1024
+        // Around block and batch edges (2 threads: 8 blocks a batch; 3 threads: 12).
+        for size in [0, 1, block - 1, block, block + 1, 8 * block, 8 * block + 1, 12 * block, 3_300_000] {
+            let input = try dir.write("in-\(size).txt", text.prefix(size))
+            var outputs: [Data] = []
+            for threads in ["2", "3", "5"] {
+                let r = try await compressRun(compressTestBinary(), ["compress", "-c", "-p", threads, input.path])
+                #expect(r.status == 0, "\(size) bytes, \(threads) threads: \(r.stderr)")
+                let gz = try dir.write("out-\(size)-\(threads).gz", r.stdout)
+                let back = try await compressRun(Self.gzip, ["gzip", "-d", "-c"], stdin: gz)
+                #expect(back.status == 0 && back.stdout == text.prefix(size), "\(size) bytes, \(threads) threads: gzip -d got \(back.stdout.count) bytes")
+                let ours = try await compressRun(compressTestBinary(), ["compress", "-d"], stdin: gz)
+                #expect(ours.stdout == text.prefix(size))
+                outputs.append(r.stdout)
+            }
+            // Blocks are cut at fixed places, so the thread count does not change a byte.
+            #expect(Set(outputs).count == 1, "\(size) bytes: outputs differ between thread counts")
+        }
+    }
+
+    @Test func severalInputsAndStdinFormOneStreamWithinOnePercentOfOneThread() async throws {
+        let dir = try CompressScratch()
+        let a = try dir.write("a.txt", compressChatText(bytes: 1_500_000))
+        let b = try dir.write("b.txt", Data(compressChatText(bytes: 700_001).reversed()))
+        let both = try Data(contentsOf: a) + Data(contentsOf: b)
+        // FILE, stdin (a again), FILE: one stream, in that order.
+        let r = try await compressRun(compressTestBinary(), ["compress", "-c", "-p", "2", a.path, "-", b.path], stdin: a)
+        #expect(r.status == 0)
+        let back = try await compressRun(Self.gzip, ["gzip", "-d", "-c"], stdin: try dir.write("ab.gz", r.stdout))
+        #expect(back.stdout == (try Data(contentsOf: a)) + both)
+
+        let whole = try dir.write("whole.txt", both)
+        let parallel = try await compressRun(compressTestBinary(), ["compress", "-c", "-6", "-p", "2", whole.path])
+        let single = try await compressRun(compressTestBinary(), ["compress", "-c", "-6", "-p", "1", whole.path])
+        #expect(single.status == 0 && parallel.status == 0)
+        let ratio = Double(parallel.stdout.count) / Double(single.stdout.count)
+        #expect(ratio < 1.01, "parallel output is \(ratio) × the single stream's")
+    }
+
+    @Test func threadsIsValidated() async throws {
+        for arguments in [["compress", "-c", "-p", "0"], ["compress", "-d", "-p", "2"], ["compress", "--threads", "2", "x"]] {
+            let r = try await compressRun(compressTestBinary(), arguments)
+            #expect(r.status == 64, "\(arguments)")
+        }
+    }
+}
