@@ -105,7 +105,11 @@
     me = who.json.name;
     sessionOver = false;
     convs.clear(); outbox.clear(); pendingBySeq.clear();
+    open = null;
     $("rooms").replaceChildren(); $("directs").replaceChildren(); $("messages").replaceChildren();
+    $("title").textContent = "Open a room";
+    $("body").disabled = true;
+    $("send").disabled = true;
     $("me").textContent = me;
     $("login").hidden = true;
     $("chat").hidden = false;
