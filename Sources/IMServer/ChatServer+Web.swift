@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -13,7 +14,7 @@ struct WebAsset: Sendable {
     static let all: [String: WebAsset] = {
         var assets: [String: WebAsset] = [:]
         for (name, base64) in WebAssets.base64 {
-            guard let bytes = Base64.decode(base64) else { continue }
+            guard let bytes = Data(base64Encoded: base64) else { continue }
             let hex = Array("0123456789abcdef")
             let digest = String(SHA256.hash(data: bytes).prefix(12).flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] })
             assets[name] = WebAsset(body: ByteBuffer(bytes: bytes), contentType: contentType(of: name), etag: "\"\(digest)\"")
@@ -36,29 +37,6 @@ struct WebAsset: Sendable {
     /// socket goes back to the same host.
     static let securityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         + "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-}
-
-/// Standard base64, decoded without Foundation's `Data`.
-enum Base64 {
-    static func decode(_ text: String) -> [UInt8]? {
-        var table = [UInt8](repeating: 0xFF, count: 256)
-        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() { table[Int(c)] = UInt8(i) }
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count / 4 * 3)
-        var acc: UInt32 = 0
-        var bits = 0
-        for c in text.utf8 where c != UInt8(ascii: "=") {
-            let v = table[Int(c)]
-            guard v != 0xFF else { return nil }
-            acc = (acc << 6) | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
-            }
-        }
-        return out
-    }
 }
 
 extension ChatServer {
