@@ -330,7 +330,7 @@ fileprivate func compressChatText(bytes: Int) -> Data {
 
     @Test func blocksOnSeveralThreadsMakeOneStreamGzipReads() async throws {
         let dir = try CompressScratch()
-        let text = compressChatText(bytes: 3_300_000)
+        let text = try await onOwnThread { compressChatText(bytes: 3_300_000) }   // off the cooperative pool
         let block = 128 * 1024
         // Around block and batch edges (2 threads: 8 blocks a batch; 3 threads: 12).
         for size in [0, 1, block - 1, block, block + 1, 8 * block, 8 * block + 1, 12 * block, 3_300_000] {
@@ -353,8 +353,9 @@ fileprivate func compressChatText(bytes: Int) -> Data {
 
     @Test func severalInputsAndStdinFormOneStreamWithinOnePercentOfOneThread() async throws {
         let dir = try CompressScratch()
-        let a = try dir.write("a.txt", compressChatText(bytes: 1_500_000))
-        let b = try dir.write("b.txt", Data(compressChatText(bytes: 700_001).reversed()))
+        let (textA, textB) = try await onOwnThread { (compressChatText(bytes: 1_500_000), Data(compressChatText(bytes: 700_001).reversed())) }
+        let a = try dir.write("a.txt", textA)
+        let b = try dir.write("b.txt", textB)
         let both = try Data(contentsOf: a) + Data(contentsOf: b)
         // FILE, stdin (a again), FILE: one stream, in that order.
         let r = try await compressRun(compressTestBinary(), ["compress", "-c", "-p", "2", a.path, "-", b.path], stdin: a)
