@@ -15,6 +15,7 @@ extension IMCtl {
     /// `imctl bench`: load-test a server, or one started in process.
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "bench",
             abstract: "Load-test a server (or one it starts in process) and report throughput, latency, losses and duplicates.",
             discussion: """
                 Without --server it starts its own server on a free loopback port with a temporary store, so it runs \

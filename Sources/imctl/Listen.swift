@@ -11,6 +11,7 @@ extension IMCtl {
     /// `imctl listen [TARGET…]`.
     struct Listen: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "listen",
             abstract: "Print messages of rooms and @user conversations as they arrive (every direct conversation when no target).",
             discussion: "Text lines are `TS ROOM FROM: BODY`; --json prints id, room, seq, from, ts, body per line.")
 

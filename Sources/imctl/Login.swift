@@ -6,6 +6,7 @@ extension IMCtl {
     /// `imctl login`: trade a password for a token and keep it.
     struct Login: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "login",
             abstract: "Sign in: trade a password for a token, kept in $XDG_CONFIG_HOME/imctl/credentials.json (0600).")
 
         @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
@@ -49,7 +50,7 @@ extension IMCtl {
 
     /// `imctl logout`: revoke the stored token and forget it.
     struct Logout: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke the stored token for a server and forget it.")
+        static let configuration = CommandConfiguration(commandName: "logout", abstract: "Revoke the stored token for a server and forget it.")
 
         @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
 

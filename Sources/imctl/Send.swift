@@ -7,6 +7,7 @@ extension IMCtl {
     /// `imctl send TARGET [MESSAGE…]`.
     struct Send: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "send",
             abstract: "Send a message to a room or @user: from arguments, or from stdin (whole, per line, or per NUL).",
             discussion: "Exits 0 only when every message is acknowledged, that is, stored durably by the server.")
 

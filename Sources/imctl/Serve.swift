@@ -11,6 +11,7 @@ extension IMCtl {
     /// `imctl serve`: run the server.
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "serve",
             abstract: "Run the instant-messaging server (WebSocket at /v1/ws, HTTP JSON beside it).")
 
         @Option(help: ArgumentHelp("Address to listen on.", valueName: "address")) var host = "127.0.0.1"

@@ -53,11 +53,12 @@ extension IMCtl {
     /// `imctl users …`: accounts and tokens.
     struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "users",
             abstract: "Manage users and API tokens, on the store directly or through a server with --server.",
             subcommands: [Add.self, List.self, Remove.self, Passwd.self, Disable.self, Enable.self, Token.self, Tokens.self, Revoke.self, OTP.self])
 
         struct Add: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Create a user (asks for the password twice on a terminal).")
+            static let configuration = CommandConfiguration(commandName: "add", abstract: "Create a user (asks for the password twice on a terminal).")
             @Argument(help: "User name: [a-z0-9][a-z0-9_.-]{0,31}.") var name: String
             @Flag(help: "Make the user an admin.") var admin = false
             @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
@@ -76,7 +77,7 @@ extension IMCtl {
         }
 
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List users.")
+            static let configuration = CommandConfiguration(commandName: "list", abstract: "List users.")
             @Flag(help: "One JSON object per user.") var json = false
             @OptionGroup var where_: AdminOptions
 
@@ -101,7 +102,7 @@ extension IMCtl {
         }
 
         struct Remove: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Remove a user and their tokens (their messages stay).")
+            static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a user and their tokens (their messages stay).")
             @Argument var name: String
             @OptionGroup var where_: AdminOptions
             func validate() throws { try validateUserName(name) }
@@ -111,7 +112,7 @@ extension IMCtl {
         }
 
         struct Passwd: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Set a user's password; revokes all their tokens.")
+            static let configuration = CommandConfiguration(commandName: "passwd", abstract: "Set a user's password; revokes all their tokens.")
             @Argument var name: String
             @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
             @OptionGroup var where_: AdminOptions
@@ -127,7 +128,7 @@ extension IMCtl {
         }
 
         struct Disable: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Stop a user from signing in or using tokens.")
+            static let configuration = CommandConfiguration(commandName: "disable", abstract: "Stop a user from signing in or using tokens.")
             @Argument var name: String
             @OptionGroup var where_: AdminOptions
             func validate() throws { try validateUserName(name) }
@@ -137,7 +138,7 @@ extension IMCtl {
         }
 
         struct Enable: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Let a disabled user sign in again.")
+            static let configuration = CommandConfiguration(commandName: "enable", abstract: "Let a disabled user sign in again.")
             @Argument var name: String
             @OptionGroup var where_: AdminOptions
             func validate() throws { try validateUserName(name) }
@@ -147,7 +148,7 @@ extension IMCtl {
         }
 
         struct Token: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Create an API token for a user and print it once, on stdout.")
+            static let configuration = CommandConfiguration(commandName: "token", abstract: "Create an API token for a user and print it once, on stdout.")
             @Argument var name: String
             @Option(help: ArgumentHelp("Lifetime, e.g. 30d (default: no expiry).", valueName: "duration")) var ttl: DurationArgument?
             @Option(help: ArgumentHelp("A label to recognise the token by.", valueName: "text")) var label: String?
@@ -165,7 +166,7 @@ extension IMCtl {
         }
 
         struct Tokens: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List a user's tokens (id, label, created, expires, last used).")
+            static let configuration = CommandConfiguration(commandName: "tokens", abstract: "List a user's tokens (id, label, created, expires, last used).")
             @Argument var name: String
             @Flag(help: "One JSON object per token.") var json = false
             @OptionGroup var where_: AdminOptions
@@ -193,7 +194,7 @@ extension IMCtl {
         }
 
         struct Revoke: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Revoke one token by id, or all with --all.")
+            static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke one token by id, or all with --all.")
             @Argument var name: String
             @Argument(help: "The token id (see `users tokens`).") var tokenID: Int64?
             @Flag(help: "Revoke every token of the user.") var all = false
