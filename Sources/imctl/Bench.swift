@@ -65,8 +65,7 @@ extension IMCtl {
                 }
                 let report: LoadReport
                 if let urls {
-                    let token = try self.token ?? Environment.value("IMCTL_TOKEN")
-                        ?? CredentialsFile.load().servers[CredentialsFile.key(urls[0])]?.token
+                    let token = try Defaults.resolveToken(self.token, for: urls[0])
                         ?? { throw ClientError(.unauthorized, "no token for \(urls[0]): give --token, set IMCTL_TOKEN or run imctl login") }()
                     report = try await LoadGenerator(configuration: load(servers: urls, token: token, runID: runID), logger: logger)
                         .run(progress: progress)

@@ -21,8 +21,7 @@ enum ConversationCompletion {
             return nil
         }
         let server = Defaults.resolveServer(value("--server"))
-        guard let token = value("--token") ?? Environment.value("IMCTL_TOKEN")
-            ?? CredentialsFile.load().servers[CredentialsFile.key(server)]?.token else { return [] }
+        guard let token = Defaults.resolveToken(value("--token"), for: server) else { return [] }
         let api = APIClient(server: server, token: token, caCertificatePath: Defaults.resolveCACert(value("--cacert")))
         guard let text = try? await api.call("GET", "/v1/conversations?limit=200", timeout: .milliseconds(500)),
               let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],

@@ -29,9 +29,7 @@ struct ClientOptions: ParsableArguments {
 
     /// The token: flag > environment > stored credentials for the server.
     func resolvedToken() throws -> String {
-        if let token { return token }
-        if let token = Environment.value("IMCTL_TOKEN") { return token }
-        if let stored = CredentialsFile.load().servers[CredentialsFile.key(resolvedServer)]?.token { return stored }
+        if let token = Defaults.resolveToken(token, for: resolvedServer) { return token }
         throw ClientError(.unauthorized, "not signed in to \(resolvedServer): run `imctl login --user NAME`, or give --token or IMCTL_TOKEN")
     }
 
@@ -69,6 +67,11 @@ enum Defaults {
     /// flag > `IMCTL_SERVER` > the server of the last `imctl login` > `ws://127.0.0.1:7700`.
     static func resolveServer(_ flag: String?) -> String {
         flag ?? Environment.value("IMCTL_SERVER") ?? CredentialsFile.load().currentURL ?? server
+    }
+
+    /// flag > `IMCTL_TOKEN` > the token `imctl login` stored for `server` > none.
+    static func resolveToken(_ flag: String?, for server: String) -> String? {
+        flag ?? Environment.value("IMCTL_TOKEN") ?? CredentialsFile.load().servers[CredentialsFile.key(server)]?.token
     }
 
     /// flag > `IMCTL_CACERT` > none (the system's trust roots).

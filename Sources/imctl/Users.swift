@@ -16,7 +16,7 @@ struct AdminOptions: ParsableArguments {
 
     func open() async throws -> any UserAdmin {
         if let server {
-            let token = self.token ?? Environment.value("IMCTL_TOKEN") ?? CredentialsFile.load().servers[CredentialsFile.key(server)]?.token
+            let token = Defaults.resolveToken(self.token, for: server)
             guard let token else {
                 throw ClientError(.unauthorized, "no admin token for \(server): run `imctl login --server \(server) --user ADMIN` or give --token")
             }
