@@ -57,6 +57,45 @@ enum Link {
         try result?.get()
     }
 
+    /// The reconnect loop of both clients: runs `session` on a connection, and when a connection that
+    /// once worked is lost, connects again after a capped, jittered pause, until `outcome` has a result
+    /// (asked after every connection) or the client may not go on. A first connection that fails, and
+    /// any error but a lost connection, end it; so do `configuration.reconnect` off and a
+    /// `reconnectWindow` spent without getting back.
+    /// - Parameters:
+    ///   - outcome: given the reconnections so far; a value ends the loop, `nil` goes on.
+    ///   - detail: what the client got done, added to the error when it gives up.
+    static func reconnecting<T>(_ configuration: ClientConfiguration, logger: Logger, session: @escaping Session,
+                                outcome: (_ reconnects: Int) throws -> T?, detail: () -> String = { "" }) async throws -> T {
+        var backoff = Backoff(cap: configuration.maxBackoff)
+        var reconnects = 0
+        var everConnected = false
+        var lostSince: ContinuousClock.Instant?
+        while true {
+            do {
+                try await run(configuration, logger: logger, session: session)
+                everConnected = true
+                lostSince = nil
+                backoff.reset()
+            } catch let error as ClientError {
+                if error.kind != .unreachable || !everConnected { throw error }
+            }
+            if let result = try outcome(reconnects) { return result }
+            guard configuration.reconnect else {
+                throw ClientError(.unreachable, "lost the connection to \(configuration.server)\(detail())")
+            }
+            let now = ContinuousClock.now
+            if lostSince == nil { lostSince = now }
+            if let window = configuration.reconnectWindow, let since = lostSince, now - since > window {
+                throw ClientError(.unreachable, "could not get back to \(configuration.server) within \(window)\(detail())")
+            }
+            let pause = backoff.next()
+            logger.warning("connection lost; reconnecting in \(pause)")
+            try await Task.sleep(for: pause)
+            reconnects += 1
+        }
+    }
+
     /// A flag shared between tasks.
     final class Flag: Sendable {
         private let value = Atomic<Bool>(false)

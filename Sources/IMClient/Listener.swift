@@ -33,26 +33,9 @@ public final class Listener: Sendable {
     /// Runs until `onMessage` returns false (returns normally), or fails with a `ClientError`.
     /// `onReady` runs each time the subscriptions are live (after their replay).
     public func run(onReady: @escaping @Sendable () -> Void = {}, onMessage: @escaping @Sendable (MessageView) -> Bool) async throws {
-        var backoff = Backoff(cap: configuration.maxBackoff)
-        var everConnected = false
-        while true {
-            do {
-                try await Link.run(configuration, logger: logger) { iterator, outbound, authed in
-                    try await self.session(&iterator, outbound, onReady: onReady, onMessage: onMessage)
-                }
-                everConnected = true
-                backoff.reset()
-            } catch let error as ClientError {
-                if error.kind != .unreachable || !everConnected { throw error }
-            }
-            if state.withLock({ $0.stopped }) { return }
-            guard configuration.reconnect else {
-                throw ClientError(.unreachable, "lost the connection to \(configuration.server)")
-            }
-            let pause = backoff.next()
-            logger.warning("connection lost; reconnecting in \(pause)")
-            try await Task.sleep(for: pause)
-        }
+        try await Link.reconnecting(configuration, logger: logger, session: { iterator, outbound, _ in
+            try await self.session(&iterator, outbound, onReady: onReady, onMessage: onMessage)
+        }, outcome: { _ in state.withLock { $0.stopped } ? () : nil })
     }
 
     private func subscription(for scope: Subscription.Scope) -> Subscription {

@@ -112,39 +112,16 @@ public final class Sender: Sendable {
             }
             w?.resume()
         }
-        var backoff = Backoff(cap: configuration.maxBackoff)
-        var reconnects = 0
-        var everConnected = false
-        var lostSince: ContinuousClock.Instant?
-        while true {
-            do {
-                try await Link.run(configuration, logger: logger) { iterator, outbound, authed in
-                    try await self.session(&iterator, outbound, authed, onAck: onAck)
-                }
-                everConnected = true
-                lostSince = nil
-                backoff.reset()
-            } catch let error as ClientError {
-                if error.kind != .unreachable || !everConnected { throw error }
-            }
+        let acknowledged = { self.state.withLock { $0.acknowledged } }
+        return try await Link.reconnecting(configuration, logger: logger, session: { iterator, outbound, authed in
+            try await self.session(&iterator, outbound, authed, onAck: onAck)
+        }, outcome: { reconnects in
             let (done, fatal, acked) = state.withLock { s in
                 (s.sourceDone && s.queued == 0 && s.unacked.isEmpty && s.blocked == nil, s.fatal, s.acknowledged)
             }
             if let fatal { throw fatal }
-            if done { return SendReport(acknowledged: acked, reconnects: reconnects) }
-            guard configuration.reconnect else {
-                throw ClientError(.unreachable, "lost the connection to \(configuration.server); \(acked) messages were acknowledged")
-            }
-            let now = ContinuousClock.now
-            if lostSince == nil { lostSince = now }
-            if let window = configuration.reconnectWindow, let since = lostSince, now - since > window {
-                throw ClientError(.unreachable, "could not get back to \(configuration.server) within \(window); \(acked) messages were acknowledged")
-            }
-            let pause = backoff.next()
-            logger.warning("connection lost; reconnecting in \(pause)")
-            try await Task.sleep(for: pause)
-            reconnects += 1
-        }
+            return done ? SendReport(acknowledged: acked, reconnects: reconnects) : nil
+        }, detail: { "; \(acknowledged()) messages were acknowledged" })
     }
 
     /// Reads the source ahead of the writer, up to `readAhead` messages.
