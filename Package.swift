@@ -126,6 +126,8 @@ let package = Package(
         .testTarget(name: "IMWireTests", dependencies: ["IMWire"], swiftSettings: swiftSettings),
         .testTarget(name: "IMCompressionTests", dependencies: ["IMCompression"], swiftSettings: swiftSettings),
         .testTarget(name: "IMStorageTests", dependencies: ["IMStorage", "IMWire"], swiftSettings: swiftSettings),
+        // The client's logic without sockets.
+        .testTarget(name: "IMClientTests", dependencies: ["IMClient", "IMWire"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IMServerTests",
             dependencies: [

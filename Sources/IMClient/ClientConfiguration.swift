@@ -2,7 +2,7 @@ import Foundation
 public import NIOSSL
 /// Where and how a client connects. Built by the commands from flags, environment and stored credentials.
 public struct ClientConfiguration: Sendable {
-    /// `ws://host:port` or `wss://…`; `/v1/ws` is added when the URL has no path.
+    /// `ws://host:port` or `wss://…`; `/v1/ws` is added when the URL has no path (or only `/`).
     public var server: String
     public var token: String
     /// Ask for permessage-deflate.
@@ -40,7 +40,9 @@ public struct ClientConfiguration: Sendable {
         if url.hasPrefix("http://") { url = "ws://" + url.dropFirst(7) }
         if url.hasPrefix("https://") { url = "wss://" + url.dropFirst(8) }
         let afterScheme = url.range(of: "://").map { url[$0.upperBound...] } ?? Substring(url)
-        if !afterScheme.contains("/") { url += "/v1/ws" }
+        // No path, or only `/`: the server's endpoint.
+        let path = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? ""
+        if path.isEmpty || path == "/" { url = url.dropLast(path.count) + "/v1/ws" }
         return url
     }
 

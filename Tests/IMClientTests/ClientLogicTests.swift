@@ -1,0 +1,60 @@
+@testable import IMClient
+import IMWire
+import Testing
+
+/// The client's logic that needs no socket: reconnect pauses, URLs, what server errors become.
+@Suite struct ClientLogicTests {
+    /// Pauses double from 100 ms, stay within [half, whole] of the step (full jitter on the upper half),
+    /// never pass the cap, and start over after a reset.
+    @Test func backoffDoublesWithJitterUpToItsCap() {
+        var backoff = Backoff(cap: .seconds(2))
+        let steps: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800),
+                                 .milliseconds(1600), .seconds(2), .seconds(2), .seconds(2)]
+        for (n, step) in steps.enumerated() {
+            let pause = backoff.next()
+            #expect(pause >= step / 2 && pause <= step, "pause \(n): \(pause) outside [\(step / 2), \(step)]")
+        }
+        for _ in 0..<100 { #expect(backoff.next() <= .seconds(2)) }   // no overflow however long it goes
+        backoff.reset()
+        #expect(backoff.next() <= .milliseconds(100))
+        var spread = Set<Duration>()
+        for _ in 0..<50 {
+            var fresh = Backoff(cap: .seconds(5))
+            _ = fresh.next()
+            spread.insert(fresh.next())
+        }
+        #expect(spread.count > 5, "no jitter: \(spread)")
+    }
+
+    @Test(arguments: [
+        ("ws://127.0.0.1:7700", "ws://127.0.0.1:7700/v1/ws", "http://127.0.0.1:7700", false),
+        ("wss://chat.example.com", "wss://chat.example.com/v1/ws", "https://chat.example.com", true),
+        ("http://h:1", "ws://h:1/v1/ws", "http://h:1", false),
+        ("https://h:1/", "wss://h:1/v1/ws", "https://h:1", true),
+        ("ws://h:1/custom/path", "ws://h:1/custom/path", "http://h:1", false),
+    ])
+    func urlsForTheSocketAndTheHTTPAPI(server: String, socket: String, http: String, tls: Bool) {
+        let configuration = ClientConfiguration(server: server, token: "imt_x")
+        #expect(configuration.webSocketURL == socket)
+        #expect(configuration.httpBase == http)
+        #expect(configuration.usesTLS == tls)
+    }
+
+    @Test func serverErrorsBecomeTheRightExitCodes() {
+        let cases: [(WireError.Code, Int32)] = [
+            (.unauthorized, 77), (.forbidden, 77), (.tooLarge, 65), (.badTarget, 65), (.notFound, 65), (.badFrame, 65),
+            (.badJSON, 65), (.internal, 1), (.unavailable, 1), (.limit, 1),
+        ]
+        for (code, exit) in cases {
+            let error = ClientError.fromServer(code, "because")
+            #expect(error.exitCode == exit, "\(code) → \(error.exitCode)")
+            #expect(error.message.contains("because"))
+        }
+    }
+
+    @Test func httpErrorBodiesGiveTheirMessage() {
+        #expect(APIClient.errorMessage(#"{"error":{"message":"no such user"}}"#) == "no such user")
+        #expect(APIClient.errorMessage(#"{"message":"flat"}"#) == "flat")
+        #expect(APIClient.errorMessage("<html>bad gateway</html>") == nil)
+    }
+}
