@@ -11,8 +11,13 @@ public struct OutputTemplate: Sendable {
     }
     private let pieces: [Piece]
 
+    /// A template that cannot be used, with the reason to show.
+    public struct Invalid: Error, Sendable, Equatable {
+        public let message: String
+    }
+
     /// Parses `text`; an unknown `{name}` is an error naming it.
-    public init(_ text: String) throws(WireError) {
+    public init(_ text: String) throws(Invalid) {
         var pieces: [Piece] = []
         var literal = ""
         var i = text.startIndex
@@ -21,7 +26,7 @@ public struct OutputTemplate: Sendable {
             if c == "{", let close = text[i...].firstIndex(of: "}") {
                 let name = String(text[text.index(after: i)..<close])
                 guard let field = Field(rawValue: name) else {
-                    throw .badFrame("unknown field {\(name)} in --format; use {id} {room} {seq} {from} {ts} {body}")
+                    throw Invalid(message: "unknown field {\(name)} in --format; use {id} {room} {seq} {from} {ts} {body}")
                 }
                 if !literal.isEmpty { pieces.append(.literal(literal)); literal = "" }
                 pieces.append(.field(field))

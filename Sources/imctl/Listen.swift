@@ -50,7 +50,7 @@ extension IMCtl {
                 let listener = Listener(configuration: configuration, scopes: scopes, start: start, logger: logger)
                 let render: @Sendable (MessageView) -> String
                 if json {
-                    render = { $0.jsonLine() }
+                    render = Self.jsonLine
                 } else if let format {
                     let template = try OutputTemplate(format)
                     render = { template.render($0) }
@@ -94,6 +94,14 @@ extension IMCtl {
 
         /// Monotonic nanoseconds.
         static func now() -> Int64 { Timestamp.monotonicNanos() }
+
+        /// The `--json` line: `id`, `room`, `seq`, `from`, `ts`, `body`. The CLI's promise, written here so
+        /// that a field added to the wire's `msg` frame does not change it.
+        static func jsonLine(_ m: MessageView) -> String {
+            var w = JSONObjectWriter()
+            w.add("id", m.id); w.add("room", m.room); w.add("seq", m.seq); w.add("from", m.from); w.add("ts", m.ts); w.add("body", m.body)
+            return w.finish()
+        }
 
         /// Messages printed and when the last arrived, shared with the idle watchdog.
         final class Progress: Sendable {

@@ -93,7 +93,7 @@ import Testing
         #expect(try OutputTemplate("{seq}|{from}|{body}").render(m) == "3|alice|hi\nthere")
         #expect(try OutputTemplate("{id}\\t{room}").render(m) == "7\tgeneral")
         #expect(OutputTemplate.textLine(m) == "2026-01-01T00:00:00.000Z general alice: hi\\nthere")
-        #expect(throws: WireError.self) { try OutputTemplate("{nope}") }
+        #expect(throws: OutputTemplate.Invalid.self) { try OutputTemplate("{nope}") }
     }
 
     /// No body can drive the reader's terminal: every control character is written out, in text and
