@@ -1,6 +1,6 @@
 import IMWire
 
-/// Why a client operation failed; each case maps to one exit code of the CLI.
+/// Why a client operation failed. The CLI maps each kind to an exit code (imctl's `Output.exit(for:)`).
 public struct ClientError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: Equatable, Sendable {
         /// The server could not be reached, or the connection was lost and not resumed (exit 69).
@@ -17,8 +17,8 @@ public struct ClientError: Error, Equatable, Sendable, CustomStringConvertible {
         case timeout
         /// Anything else the server refused or failed (exit 1).
         case server
-        /// A usage problem found at run time, e.g. a malformed URL (exit 64).
-        case usage
+        /// The server URL cannot be used (malformed, or not ws/wss/http/https).
+        case badURL
     }
 
     public let kind: Kind
@@ -30,18 +30,6 @@ public struct ClientError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
-
-    /// The sysexits code for this failure.
-    public var exitCode: Int32 {
-        switch kind {
-        case .unreachable: 69
-        case .unauthorized, .otpRequired: 77
-        case .tooLarge, .badInput: 65
-        case .timeout: 75
-        case .server: 1
-        case .usage: 64
-        }
-    }
 
     /// Maps a server `error` frame.
     static func fromServer(_ code: WireError.Code, _ message: String) -> ClientError {

@@ -148,7 +148,7 @@ enum Link {
         } catch {
             if signedIn.load() { return }  // lost after sign-in: the caller decides
             if let e = error as? WebSocketClientError, e == .invalidURL {
-                throw ClientError(.usage, "invalid server URL '\(configuration.server)'")
+                throw ClientError(.badURL, "invalid server URL '\(configuration.server)'")
             }
             throw ClientError(.unreachable, "cannot connect to \(configuration.webSocketURL): \(Self.describe(error))")
         }

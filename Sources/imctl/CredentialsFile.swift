@@ -47,13 +47,13 @@ struct CredentialsFile: Codable {
         let data = try encoder.encode(self)
         let tmp = Self.path + ".tmp.\(getpid())"
         let fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ClientError(.server, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw CommandFailure.failure("cannot write \(tmp): \(String(cString: strerror(errno)))") }
         let ok = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count }
         fsync(fd)
         close(fd)
         guard ok, rename(tmp, Self.path) == 0 else {
             unlink(tmp)
-            throw ClientError(.server, "cannot write \(Self.path)")
+            throw CommandFailure.failure("cannot write \(Self.path)")
         }
     }
 }
@@ -114,16 +114,16 @@ enum PasswordInput {
     /// A password for `purpose`: `--password-stdin`, else a terminal prompt (twice when `confirm`), else a usage error.
     static func read(fromStdin: Bool, confirm: Bool, purpose: String) throws -> String {
         if fromStdin {
-            guard let p = Self.fromStdin() else { throw ClientError(.usage, "no password on stdin") }
+            guard let p = Self.fromStdin() else { throw CommandFailure.usage("no password on stdin") }
             return p
         }
         guard stdinIsTerminal else {
-            throw ClientError(.usage, "no terminal to ask for the \(purpose) password: pipe it with --password-stdin")
+            throw CommandFailure.usage("no terminal to ask for the \(purpose) password: pipe it with --password-stdin")
         }
-        guard let p = prompt("Password: ") else { throw ClientError(.usage, "no password given") }
+        guard let p = prompt("Password: ") else { throw CommandFailure.usage("no password given") }
         if confirm {
             guard let again = prompt("Repeat password: "), again == p else {
-                throw ClientError(.usage, "the passwords did not match")
+                throw CommandFailure.usage("the passwords did not match")
             }
         }
         return p

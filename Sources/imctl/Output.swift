@@ -43,12 +43,27 @@ enum Output {
         Glibc.exit(141)
     }
 
+    /// The spec's exit code for a client failure (sysexits).
+    static func code(for kind: ClientError.Kind) -> Int32 {
+        switch kind {
+        case .unreachable: 69
+        case .unauthorized, .otpRequired: 77
+        case .tooLarge, .badInput: 65
+        case .timeout: 75
+        case .server: 1
+        case .badURL: 64
+        }
+    }
+
     /// Reports `error` on stderr and returns the exit code to end with.
     static func exit(for error: any Error) -> ExitCode {
         switch error {
         case let e as ClientError:
             Self.error(e.message)
-            return ExitCode(e.exitCode)
+            return ExitCode(code(for: e.kind))
+        case let e as CommandFailure:
+            Self.error(e.message)
+            return ExitCode(e.code)
         case let e as StorageError:
             Self.error(e.description)
             if e.isInvalidInput { return ExitCode(65) }
@@ -62,6 +77,19 @@ enum Output {
             return ExitCode(1)
         }
     }
+}
+
+/// A failure of the command itself (not of a client call), with its exit code.
+struct CommandFailure: Error, CustomStringConvertible {
+    let code: Int32
+    let message: String
+
+    /// Bad usage found at run time (exit 64).
+    static func usage(_ message: String) -> CommandFailure { CommandFailure(code: 64, message: message) }
+    /// Anything else (exit 1).
+    static func failure(_ message: String) -> CommandFailure { CommandFailure(code: 1, message: message) }
+
+    var description: String { message }
 }
 
 /// Runs a command body, mapping failures to the spec's exit codes.

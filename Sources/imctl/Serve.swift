@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import IMClient
 import IMServer
 import IMStorage
 import Logging
@@ -69,7 +68,7 @@ extension IMCtl {
                 do {
                     lock = try ServerLock.claim(databasePath: path)
                 } catch let e as ServerLock.Held {
-                    throw ClientError(.server, "\(e)")
+                    throw CommandFailure.failure("\(e)")
                 }
                 defer { lock.release() }
                 let db = try await store.open()
@@ -111,12 +110,12 @@ extension IMCtl {
                     try? await db.close()
                     let text = String(describing: error)
                     if let e = error as? TLSFileError {
-                        throw ClientError(.usage, "TLS: \(e)")
+                        throw CommandFailure.usage("TLS: \(e)")
                     }
                     if text.contains("Address already in use") || text.contains("EADDRINUSE") {
-                        throw ClientError(.server, "cannot listen on \(host):\(port): the address is already in use")
+                        throw CommandFailure.failure("cannot listen on \(host):\(port): the address is already in use")
                     }
-                    throw ClientError(.server, "server stopped: \(text)")
+                    throw CommandFailure.failure("server stopped: \(text)")
                 }
                 try? await db.close()
             }

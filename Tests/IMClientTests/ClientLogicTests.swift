@@ -40,14 +40,15 @@ import Testing
         #expect(configuration.usesTLS == tls)
     }
 
-    @Test func serverErrorsBecomeTheRightExitCodes() {
-        let cases: [(WireError.Code, Int32)] = [
-            (.unauthorized, 77), (.forbidden, 77), (.tooLarge, 65), (.badTarget, 65), (.notFound, 65), (.badFrame, 65),
-            (.badJSON, 65), (.internal, 1), (.unavailable, 1), (.limit, 1),
+    @Test func serverErrorsBecomeTheRightKinds() {
+        let cases: [(WireError.Code, ClientError.Kind)] = [
+            (.unauthorized, .unauthorized), (.forbidden, .unauthorized), (.tooLarge, .tooLarge), (.badTarget, .badInput),
+            (.notFound, .badInput), (.badFrame, .badInput), (.badJSON, .badInput), (.internal, .server),
+            (.unavailable, .server), (.limit, .server),
         ]
-        for (code, exit) in cases {
+        for (code, kind) in cases {
             let error = ClientError.fromServer(code, "because")
-            #expect(error.exitCode == exit, "\(code) → \(error.exitCode)")
+            #expect(error.kind == kind, "\(code) → \(error.kind)")
             #expect(error.message.contains("because"))
         }
     }
