@@ -306,7 +306,7 @@ extension ChatServer {
         users.post { request, context in
             _ = try await self.authorizeAdmin(request)
             let new = try await request.decode(as: NewUser.self, context: context)
-            guard new.password.count >= Credentials.minPasswordLength else { throw Self.mapped(StorageError.weakPassword) }
+            do { try Credentials.checkPassword(new.password) } catch { throw Self.mapped(error) }
             let hash = try await self.hashForAdmin(new.password)
             do {
                 let user = try await self.store.createUser(name: new.name, passwordHash: hash, isAdmin: new.admin ?? false)
@@ -321,7 +321,7 @@ extension ChatServer {
         users.put(":name/password") { request, context in
             _ = try await self.authorizeAdmin(request)
             let p = try await request.decode(as: Password.self, context: context)
-            guard p.password.count >= Credentials.minPasswordLength else { throw Self.mapped(StorageError.weakPassword) }
+            do { try Credentials.checkPassword(p.password) } catch { throw Self.mapped(error) }
             let hash = try await self.hashForAdmin(p.password)
             do { try await self.store.setPasswordHash(of: try context.parameters.require("name"), to: hash) } catch { throw Self.mapped(error) }
             return Response(status: .noContent)

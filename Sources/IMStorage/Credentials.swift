@@ -6,6 +6,11 @@ import Foundation
 public enum Credentials {
     /// Shortest password accepted.
     public static let minPasswordLength = 8
+
+    /// The password rule, for every way a password is set (server routes, local `users`).
+    public static func checkPassword(_ password: String) throws(StorageError) {
+        guard password.count >= minPasswordLength else { throw .weakPassword }
+    }
     /// scrypt parameters of new password hashes: OWASP's current minimum for scrypt, N=2^17, r=8, p=1
     /// (128 MiB and about 0.4 s per hash here). The server hashes on a small pool of its own.
     public static let scryptN = 1 << 17

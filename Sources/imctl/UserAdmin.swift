@@ -26,7 +26,7 @@ struct LocalAdmin: UserAdmin {
     let store: any ChatStore
 
     private func hash(_ password: String) async throws -> String {
-        guard password.count >= Credentials.minPasswordLength else { throw StorageError.weakPassword }
+        try Credentials.checkPassword(password)
         return try await NIOThreadPool.singleton.runIfActive { try Credentials.hashPassword(password) }
     }
 
