@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import IMWire
 import NIOHTTP1
 
 /// The server's HTTP JSON API: login, logout and admin user management.
@@ -67,15 +68,35 @@ public struct APIClient: Sendable {
     /// Trades a password for a token.
     /// - Parameter ttl: the token's lifetime (the server's default, 30 days, when nil).
     public func login(user: String, password: String, otp: String? = nil, ttl: Duration? = nil) async throws -> String {
-        var fields: [String: Any] = ["user": user, "password": password]
-        if let otp { fields["otp"] = otp }
-        if let ttl { fields["ttl_seconds"] = ttl.components.seconds }
-        let body = try JSONSerialization.data(withJSONObject: fields)
-        let text = try await call("POST", "/v1/login", json: String(decoding: body, as: UTF8.self))
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              let token = object["token"] as? String
-        else { throw ClientError(.server, "the server's login answer has no token") }
-        return token
+        let request = API.LoginRequest(user: user, password: password, otp: otp, ttlSeconds: ttl?.components.seconds)
+        return try await call("POST", "/v1/login", sending: request, answer: API.LoginAnswer.self).token
+    }
+
+    /// Calls `method path` with `body` as JSON and decodes the answer as `T`.
+    public func call<T: Decodable>(_ method: String, _ path: String, sending body: some Encodable, answer: T.Type) async throws -> T {
+        try decode(T.self, try await call(method, path, json: Self.json(body)), from: path)
+    }
+
+    /// Calls `method path` without a body and decodes the answer as `T`.
+    public func call<T: Decodable>(_ method: String, _ path: String, answer: T.Type) async throws -> T {
+        try decode(T.self, try await call(method, path), from: path)
+    }
+
+    /// Calls `method path` with `body` as JSON, ignoring the answer's body.
+    public func call(_ method: String, _ path: String, sending body: some Encodable) async throws {
+        _ = try await call(method, path, json: Self.json(body))
+    }
+
+    private static func json(_ body: some Encodable) throws -> String {
+        String(decoding: try JSONEncoder().encode(body), as: UTF8.self)
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ text: String, from path: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+        } catch {
+            throw ClientError(.server, "unexpected answer from \(base)\(path): \(text.prefix(200))")
+        }
     }
 
     /// Revokes the token this client holds.

@@ -11,39 +11,6 @@ import NIOPosix
 private let decoyHash = (try? Credentials.hashPassword("decoy-password-never-matches")) ?? ""
 
 extension ChatServer {
-    private struct LoginRequest: Decodable {
-        var user: String
-        var password: String
-        var otp: String?
-        /// Lifetime of the token, in seconds (default `ServerConfiguration.loginTokenTTL`).
-        var ttl_seconds: Int64?
-    }
-
-    private struct PostMessage: Decodable {
-        var to: String
-        var body: String
-        var id: String?
-    }
-
-    private struct NewUser: Decodable {
-        var name: String
-        var password: String
-        var admin: Bool?
-    }
-
-    private struct Password: Decodable {
-        var password: String
-    }
-
-    private struct OTPChange: Decodable {
-        var enable: Bool
-    }
-
-    private struct NewToken: Decodable {
-        var ttl_seconds: Int64?
-        var label: String?
-    }
-
     /// Marks a 401 that only lacks the one-time code.
     static let otpHeader = HTTPField.Name("X-Imctl-Otp")!
 
@@ -102,8 +69,8 @@ extension ChatServer {
                      body: .init(byteBuffer: ByteBuffer(string: self.metrics.render())))
         }
         router.post("/v1/login") { request, context in
-            let login = try await request.decode(as: LoginRequest.self, context: context)
-            let ttl = try Self.expiry(seconds: login.ttl_seconds ?? Int64(ServerConfiguration.loginTokenTTL.components.seconds))
+            let login = try await request.decode(as: API.LoginRequest.self, context: context)
+            let ttl = try Self.expiry(seconds: login.ttlSeconds ?? Int64(ServerConfiguration.loginTokenTTL.components.seconds))
             return try await self.login(login.user, login.password, otp: login.otp, expiresAt: ttl, address: context.clientAddress)
         }
         router.post("/v1/logout") { request, _ in
@@ -117,7 +84,7 @@ extension ChatServer {
         }
         router.post("/v1/messages") { request, context in
             let user = try await self.authorize(request)
-            let post = try await request.decode(as: PostMessage.self, context: context)
+            let post = try await request.decode(as: API.PostMessage.self, context: context)
             return try await self.post(post.to, post.body, id: post.id, user: user)
         }
         router.get("/v1/history") { request, _ in
@@ -253,12 +220,8 @@ extension ChatServer {
         } catch {
             throw Self.unavailable(error)
         }
-        var w = JSONObjectWriter()
-        w.add("token", token)
-        w.add("user", name)
-        w.add("admin", user.isAdmin)
-        w.add("expires", Timestamp.rfc3339(millis: expiresAt))
-        return Self.json(w.finish())
+        return Self.json(Self.encode(API.LoginAnswer(token: token, user: name, admin: user.isAdmin,
+                                                     expires: Timestamp.rfc3339(millis: expiresAt))))
     }
 
     /// A store failure, as the client should see it: try again later (never 401 or 404).
@@ -305,7 +268,7 @@ extension ChatServer {
         }
         users.post { request, context in
             _ = try await self.authorizeAdmin(request)
-            let new = try await request.decode(as: NewUser.self, context: context)
+            let new = try await request.decode(as: API.NewUser.self, context: context)
             do { try Credentials.checkPassword(new.password) } catch { throw Self.mapped(error) }
             let hash = try await self.hashForAdmin(new.password)
             do {
@@ -320,7 +283,7 @@ extension ChatServer {
         }
         users.put(":name/password") { request, context in
             _ = try await self.authorizeAdmin(request)
-            let p = try await request.decode(as: Password.self, context: context)
+            let p = try await request.decode(as: API.PasswordChange.self, context: context)
             do { try Credentials.checkPassword(p.password) } catch { throw Self.mapped(error) }
             let hash = try await self.hashForAdmin(p.password)
             do { try await self.store.setPasswordHash(of: try context.parameters.require("name"), to: hash) } catch { throw Self.mapped(error) }
@@ -336,30 +299,25 @@ extension ChatServer {
         users.post(":name/tokens") { request, context in
             _ = try await self.authorizeAdmin(request)
             let name = try context.parameters.require("name")
-            let spec = try await request.decode(as: NewToken.self, context: context)
+            let spec = try await request.decode(as: API.NewToken.self, context: context)
             let token = Credentials.newToken()
-            let expires = try spec.ttl_seconds.map { try Self.expiry(seconds: $0) }
+            let expires = try spec.ttlSeconds.map { try Self.expiry(seconds: $0) }
             do {
                 let record = try await self.store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: spec.label,
                                                               expiresAt: expires)
-                var w = JSONObjectWriter()
-                w.add("token", token)
-                w.add("id", record.id)
-                if let expires { w.add("expires", Timestamp.rfc3339(millis: expires)) }
-                return Self.json(w.finish(), status: .created)
+                let answer = API.TokenAnswer(token: token, id: record.id, expires: expires.map { Timestamp.rfc3339(millis: $0) })
+                return Self.json(Self.encode(answer), status: .created)
             } catch { throw Self.mapped(error) }
         }
         users.post(":name/otp") { request, context in
             _ = try await self.authorizeAdmin(request)
             let name = try context.parameters.require("name")
-            let spec = try await request.decode(as: OTPChange.self, context: context)
+            let spec = try await request.decode(as: API.OTPChange.self, context: context)
             do {
                 if spec.enable {
                     let secret = TOTP.newSecret()
                     try await self.store.setOTPSecret(of: name, to: secret)
-                    var w = JSONObjectWriter()
-                    w.add("uri", TOTP.uri(secret: secret, user: name))
-                    return Self.json(w.finish())
+                    return Self.json(Self.encode(API.OTPAnswer(uri: TOTP.uri(secret: secret, user: name))))
                 }
                 try await self.store.setOTPSecret(of: name, to: nil)
                 return Response(status: .noContent)
@@ -382,7 +340,7 @@ extension ChatServer {
             _ = try await self.authorizeAdmin(request)
             do {
                 let n = try await self.store.revokeAllTokens(user: try context.parameters.require("name"))
-                return Self.json("{\"revoked\":\(n)}")
+                return Self.json(Self.encode(API.Revoked(revoked: n)))
             } catch { throw Self.mapped(error) }
         }
     }

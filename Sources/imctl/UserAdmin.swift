@@ -62,15 +62,12 @@ struct LocalAdmin: UserAdmin {
 struct RemoteAdmin: UserAdmin {
     let api: APIClient
 
-    private func body(_ object: [String: Any]) -> String {
-        String(decoding: (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8), as: UTF8.self)
-    }
     private func path(_ name: String, _ rest: String = "") -> String {
         "/v1/users/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name) + rest
     }
 
     func add(_ name: String, password: String, admin: Bool) async throws {
-        _ = try await api.call("POST", "/v1/users", json: body(["name": name, "password": password, "admin": admin]))
+        try await api.call("POST", "/v1/users", sending: API.NewUser(name: name, password: password, admin: admin))
     }
     func list() async throws -> [UserRecord] {
         struct Answer: Decodable { var users: [UserRecord] }
@@ -78,21 +75,16 @@ struct RemoteAdmin: UserAdmin {
     }
     func remove(_ name: String) async throws { _ = try await api.call("DELETE", path(name)) }
     func passwd(_ name: String, password: String) async throws {
-        _ = try await api.call("PUT", path(name, "/password"), json: body(["password": password]))
+        try await api.call("PUT", path(name, "/password"), sending: API.PasswordChange(password: password))
     }
     func setDisabled(_ name: String, _ disabled: Bool) async throws {
         _ = try await api.call("POST", path(name, disabled ? "/disable" : "/enable"))
     }
     func token(_ name: String, ttl: Duration?, label: String?) async throws -> (String, TokenRecord) {
-        var spec: [String: Any] = [:]
-        if let ttl { spec["ttl_seconds"] = ttl.components.seconds }
-        if let label { spec["label"] = label }
-        let text = try await api.call("POST", path(name, "/tokens"), json: body(spec))
-        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              let token = object["token"] as? String, let id = (object["id"] as? NSNumber)?.int64Value
-        else { throw ClientError(.server, "unexpected answer from the server") }
+        let answer = try await api.call("POST", path(name, "/tokens"), sending: API.NewToken(ttlSeconds: ttl?.components.seconds, label: label),
+                                        answer: API.TokenAnswer.self)
         let now = Timestamp.nowMillis()
-        return (token, TokenRecord(id: id, user: name, label: label, createdAt: now,
+        return (answer.token, TokenRecord(id: answer.id, user: name, label: label, createdAt: now,
                                    expiresAt: ttl.map { now + $0.milliseconds }, lastUsedAt: nil))
     }
     func tokens(_ name: String) async throws -> [TokenRecord] {
@@ -101,16 +93,14 @@ struct RemoteAdmin: UserAdmin {
     }
     func revoke(_ name: String, id: Int64) async throws { _ = try await api.call("DELETE", path(name, "/tokens/\(id)")) }
     func revokeAll(_ name: String) async throws -> Int {
-        let text = try await api.call("DELETE", path(name, "/tokens"))
-        let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-        return (object?["revoked"] as? NSNumber)?.intValue ?? 0
+        try await api.call("DELETE", path(name, "/tokens"), answer: API.Revoked.self).revoked
     }
     func setOTP(_ name: String, enabled: Bool) async throws -> String? {
-        let text = try await api.call("POST", path(name, "/otp"), json: body(["enable": enabled]))
-        guard enabled else { return nil }
-        let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-        guard let uri = object?["uri"] as? String else { throw ClientError(.server, "unexpected answer from the server") }
-        return uri
+        guard enabled else {
+            try await api.call("POST", path(name, "/otp"), sending: API.OTPChange(enable: false))
+            return nil
+        }
+        return try await api.call("POST", path(name, "/otp"), sending: API.OTPChange(enable: true), answer: API.OTPAnswer.self).uri
     }
     func close() async {}
 }
