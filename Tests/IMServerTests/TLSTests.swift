@@ -34,7 +34,8 @@ func selfSignedCertificate(in dir: URL, names: String = "IP:127.0.0.1,DNS:localh
             let token = try await server.user("alice", password: "correct-horse")
             // A host name, as the certificate names it: TLS clients cannot send an IP address as the server name.
             let url = "wss://localhost:\(server.port)"
-            let trusted = ClientConfiguration(server: url, token: token, caCertificatePath: tls.certificate)
+            var trusted = ClientConfiguration(server: url, token: token, caCertificatePath: tls.certificate)
+            trusted.signInTimeout = .seconds(30)   // a loaded two-core run (see TestServer.client)
             let (task, collector) = try await startListener(trusted, scopes: [.target(.room("secure"))])
             let acks = try await send(["over tls"], to: .room("secure"), trusted)
             #expect(acks.map(\.seq) == [1])

@@ -78,7 +78,11 @@ final class TestServer: Sendable {
     }
 
     func client(_ token: String, reconnect: Bool = true, compression: Bool = true) -> ClientConfiguration {
-        ClientConfiguration(server: url, token: token, compression: compression, reconnect: reconnect, maxBackoff: .milliseconds(200))
+        var configuration = ClientConfiguration(server: url, token: token, compression: compression, reconnect: reconnect,
+                                                maxBackoff: .milliseconds(200))
+        // The whole suite shares two cores with browsers and compressors: a sign-in may wait its turn.
+        configuration.signInTimeout = .seconds(30)
+        return configuration
     }
 }
 
