@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "imctl", targets: ["imctl"]),
         .library(name: "IMWire", targets: ["IMWire"]),
         .library(name: "IMCompression", targets: ["IMCompression"]),
+        .library(name: "IMAuth", targets: ["IMAuth"]),
         .library(name: "IMStorage", targets: ["IMStorage"]),
         .library(name: "IMServer", targets: ["IMServer"]),
         .library(name: "IMClient", targets: ["IMClient"]),
@@ -48,14 +49,21 @@ let package = Package(
             dependencies: ["CIMZlib"],
             swiftSettings: swiftSettings
         ),
+        // Password hashing, API tokens, one-time codes. Pure: no I/O.
+        .target(
+            name: "IMAuth",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Store protocol and the SQLite driver.
         .target(
             name: "IMStorage",
             dependencies: [
                 "IMWire",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -67,7 +75,7 @@ let package = Package(
         .target(
             name: "IMServer",
             dependencies: [
-                "IMWire", "IMStorage", "IMCompression",
+                "IMWire", "IMAuth", "IMStorage", "IMCompression",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -114,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "imctl",
             dependencies: [
-                "IMWire", "IMCompression", "IMStorage", "IMServer", "IMClient",
+                "IMWire", "IMCompression", "IMAuth", "IMStorage", "IMServer", "IMClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -125,13 +133,14 @@ let package = Package(
         ),
         .testTarget(name: "IMWireTests", dependencies: ["IMWire"], swiftSettings: swiftSettings),
         .testTarget(name: "IMCompressionTests", dependencies: ["IMCompression"], swiftSettings: swiftSettings),
-        .testTarget(name: "IMStorageTests", dependencies: ["IMStorage", "IMWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "IMAuthTests", dependencies: ["IMAuth"], swiftSettings: swiftSettings),
+        .testTarget(name: "IMStorageTests", dependencies: ["IMStorage", "IMAuth", "IMWire"], swiftSettings: swiftSettings),
         // The client's logic without sockets.
         .testTarget(name: "IMClientTests", dependencies: ["IMClient", "IMWire"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IMServerTests",
             dependencies: [
-                "IMServer", "IMClient", "IMStorage", "IMWire",
+                "IMServer", "IMClient", "IMAuth", "IMStorage", "IMWire",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

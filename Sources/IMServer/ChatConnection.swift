@@ -1,6 +1,7 @@
 import Prometheus
 import Foundation
 import IMCompression
+import IMAuth
 import IMStorage
 import IMWire
 import Logging

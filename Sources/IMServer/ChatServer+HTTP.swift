@@ -2,6 +2,7 @@ import Prometheus
 import Foundation
 import HTTPTypes
 import Hummingbird
+import IMAuth
 import IMStorage
 import IMWire
 import NIOCore
@@ -50,6 +51,7 @@ extension ChatServer {
     /// Maps store errors to HTTP statuses.
     static func mapped(_ error: any Error) -> any Error {
         if error is HTTPError { return error }
+        if let weak = error as? WeakPassword { return HTTPError(.badRequest, message: weak.description) }
         guard let e = error as? StorageError else {
             return HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "the store is unavailable; try again")
         }

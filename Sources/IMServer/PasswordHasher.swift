@@ -1,3 +1,4 @@
+import IMAuth
 import IMStorage
 import NIOPosix
 import Synchronization

@@ -6,7 +6,6 @@ public struct StorageError: Error, Equatable, Sendable, CustomStringConvertible 
         case noSuchUser(String)
         case noSuchToken(String)
         case invalidName(String)
-        case weakPassword
         case cannotOpen(String)
         case backend(String)
         case schemaTooNew(Int)
@@ -19,7 +18,6 @@ public struct StorageError: Error, Equatable, Sendable, CustomStringConvertible 
     public static func noSuchUser(_ name: String) -> StorageError { .init(kind: .noSuchUser(name)) }
     public static func noSuchToken(_ id: String) -> StorageError { .init(kind: .noSuchToken(id)) }
     public static func invalidName(_ name: String) -> StorageError { .init(kind: .invalidName(name)) }
-    public static let weakPassword = StorageError(kind: .weakPassword)
     public static func cannotOpen(_ reason: String) -> StorageError { .init(kind: .cannotOpen(reason)) }
     public static func backend(_ reason: String) -> StorageError { .init(kind: .backend(reason)) }
     public static func schemaTooNew(_ version: Int) -> StorageError { .init(kind: .schemaTooNew(version)) }
@@ -43,7 +41,7 @@ public struct StorageError: Error, Equatable, Sendable, CustomStringConvertible 
     /// Whether the caller's input was at fault (bad name or password).
     public var isInvalidInput: Bool {
         switch kind {
-        case .invalidName, .weakPassword: true
+        case .invalidName: true
         default: false
         }
     }
@@ -55,7 +53,6 @@ public struct StorageError: Error, Equatable, Sendable, CustomStringConvertible 
         case .noSuchUser(let n): "no such user '\(n)'"
         case .noSuchToken(let id): "no such token '\(id)'"
         case .invalidName(let n): "invalid user name '\(n)': expected [a-z0-9][a-z0-9_.-]{0,31}"
-        case .weakPassword: "password must be at least \(Credentials.minPasswordLength) characters"
         case .cannotOpen(let r): "cannot open the store: \(r)"
         case .backend(let r): "store error: \(r)"
         case .schemaTooNew(let v): "the store's schema version \(v) is newer than this imctl understands; upgrade imctl"

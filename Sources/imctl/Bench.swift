@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IMClient
 import IMServer
+import IMAuth
 import IMStorage
 import IMWire
 import Logging

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IMAuth
 import IMClient
 import IMStorage
 #if canImport(Glibc)
@@ -64,6 +65,9 @@ enum Output {
         case let e as CommandFailure:
             Self.error(e.message)
             return ExitCode(e.code)
+        case let e as WeakPassword:
+            Self.error(e.description)
+            return ExitCode(65)
         case let e as StorageError:
             Self.error(e.description)
             if e.isInvalidInput { return ExitCode(65) }

@@ -1,5 +1,6 @@
 import Foundation
 import IMClient
+import IMAuth
 import IMStorage
 import IMWire
 import NIOPosix

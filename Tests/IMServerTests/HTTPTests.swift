@@ -1,6 +1,7 @@
 import Foundation
 import IMClient
 import IMServer
+import IMAuth
 import IMStorage
 import IMWire
 import NIOPosix

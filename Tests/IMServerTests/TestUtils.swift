@@ -3,6 +3,7 @@ import Foundation
 import HummingbirdWSClient
 import IMClient
 import IMServer
+import IMAuth
 import IMStorage
 import IMWire
 import Logging

@@ -1,6 +1,7 @@
 import Foundation
 import IMWire
 import Testing
+import IMAuth
 @testable import IMStorage
 
 /// A fresh store in its own temporary folder.

@@ -1,5 +1,5 @@
 import Testing
-@testable import IMStorage
+@testable import IMAuth
 
 @Suite struct TOTPTests {
     /// RFC 6238, Appendix B, SHA-1 column (8 digits).
@@ -36,19 +36,5 @@ import Testing
         #expect(TOTP.matchingStep("12345", secret: secret, at: now) == nil)
         #expect(TOTP.matchingStep("abcdef", secret: secret, at: now) == nil)
         #expect(TOTP.uri(secret: secret, user: "alice").hasPrefix("otpauth://totp/imctl:alice?secret=\(secret)&issuer=imctl"))
-    }
-
-    @Test func aStepIsUsedOnce() async throws {
-        try await withStore { store, _ in
-            _ = try await store.createUser(name: "alice", passwordHash: "x", isAdmin: false)
-            try await store.setOTPSecret(of: "alice", to: "JBSWY3DPEHPK3PXP")
-            #expect(try await store.otpSecret(of: "alice") == "JBSWY3DPEHPK3PXP")
-            #expect(try await store.useOTPStep(of: "alice", step: 100))
-            #expect(try await !store.useOTPStep(of: "alice", step: 100))
-            #expect(try await !store.useOTPStep(of: "alice", step: 99))
-            #expect(try await store.useOTPStep(of: "alice", step: 101))
-            try await store.setOTPSecret(of: "alice", to: nil)
-            #expect(try await store.otpSecret(of: "alice") == nil)
-        }
     }
 }

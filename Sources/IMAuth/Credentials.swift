@@ -2,14 +2,20 @@ import _CryptoExtras
 import Crypto
 import Foundation
 
+/// A password shorter than the rule allows (the server answers 400, the CLI exits 65).
+public struct WeakPassword: Error, Equatable, Sendable, CustomStringConvertible {
+    public init() {}
+    public var description: String { "password must be at least \(Credentials.minPasswordLength) characters" }
+}
+
 /// Password hashing (scrypt) and API tokens (random, stored as SHA-256).
 public enum Credentials {
     /// Shortest password accepted.
     public static let minPasswordLength = 8
 
     /// The password rule, for every way a password is set (server routes, local `users`).
-    public static func checkPassword(_ password: String) throws(StorageError) {
-        guard password.count >= minPasswordLength else { throw .weakPassword }
+    public static func checkPassword(_ password: String) throws(WeakPassword) {
+        guard password.count >= minPasswordLength else { throw WeakPassword() }
     }
     /// scrypt parameters of new password hashes: OWASP's current minimum for scrypt, N=2^17, r=8, p=1
     /// (128 MiB and about 0.4 s per hash here). The server hashes on a small pool of its own.
