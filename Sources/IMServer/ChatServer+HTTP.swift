@@ -254,6 +254,11 @@ extension ChatServer {
         return Self.json(ack.jsonLine(), status: outcome.duplicate ? .ok : .created)
     }
 
+    /// User administration for the admin routes, hashing on the server's hashing threads.
+    var directory: UserDirectory {
+        UserDirectory(store: store) { password in try await self.hashForAdmin(password) }
+    }
+
     private func hashForAdmin(_ password: String) async throws -> String {
         do {
             return try await hasher.hash(password)
@@ -271,10 +276,8 @@ extension ChatServer {
         users.post { request, context in
             _ = try await self.authorizeAdmin(request)
             let new = try await request.decode(as: API.NewUser.self, context: context)
-            do { try Credentials.checkPassword(new.password) } catch { throw Self.mapped(error) }
-            let hash = try await self.hashForAdmin(new.password)
             do {
-                let user = try await self.store.createUser(name: new.name, passwordHash: hash, isAdmin: new.admin ?? false)
+                let user = try await self.directory.add(new.name, password: new.password, admin: new.admin ?? false)
                 return Self.json(Self.encode(user), status: .created)
             } catch { throw Self.mapped(error) }
         }
@@ -286,9 +289,7 @@ extension ChatServer {
         users.put(":name/password") { request, context in
             _ = try await self.authorizeAdmin(request)
             let p = try await request.decode(as: API.PasswordChange.self, context: context)
-            do { try Credentials.checkPassword(p.password) } catch { throw Self.mapped(error) }
-            let hash = try await self.hashForAdmin(p.password)
-            do { try await self.store.setPasswordHash(of: try context.parameters.require("name"), to: hash) } catch { throw Self.mapped(error) }
+            do { try await self.directory.setPassword(of: try context.parameters.require("name"), to: p.password) } catch { throw Self.mapped(error) }
             return Response(status: .noContent)
         }
         for (path, disabled) in [(":name/disable", true), (":name/enable", false)] {
@@ -302,11 +303,9 @@ extension ChatServer {
             _ = try await self.authorizeAdmin(request)
             let name = try context.parameters.require("name")
             let spec = try await request.decode(as: API.NewToken.self, context: context)
-            let token = Credentials.newToken()
             let expires = try spec.ttlSeconds.map { try Self.expiry(seconds: $0) }
             do {
-                let record = try await self.store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: spec.label,
-                                                              expiresAt: expires)
+                let (token, record) = try await self.directory.mintToken(for: name, expiresAt: expires, label: spec.label)
                 let answer = API.TokenAnswer(token: token, id: record.id, expires: expires.map { Timestamp.rfc3339(millis: $0) })
                 return Self.json(Self.encode(answer), status: .created)
             } catch { throw Self.mapped(error) }
@@ -316,13 +315,8 @@ extension ChatServer {
             let name = try context.parameters.require("name")
             let spec = try await request.decode(as: API.OTPChange.self, context: context)
             do {
-                if spec.enable {
-                    let secret = TOTP.newSecret()
-                    try await self.store.setOTPSecret(of: name, to: secret)
-                    return Self.json(Self.encode(API.OTPAnswer(uri: TOTP.uri(secret: secret, user: name))))
-                }
-                try await self.store.setOTPSecret(of: name, to: nil)
-                return Response(status: .noContent)
+                guard let uri = try await self.directory.setOTP(of: name, enabled: spec.enable) else { return Response(status: .noContent) }
+                return Self.json(Self.encode(API.OTPAnswer(uri: uri)))
             } catch { throw Self.mapped(error) }
         }
         users.get(":name/tokens") { request, context in

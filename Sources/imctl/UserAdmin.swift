@@ -1,6 +1,7 @@
 import Foundation
 import IMClient
 import IMAuth
+import IMServer
 import IMStorage
 import IMWire
 import NIOPosix
@@ -22,40 +23,29 @@ protocol UserAdmin: Sendable {
     func close() async
 }
 
-/// Works on the store file.
+/// Works on the store file, through the same `UserDirectory` as the server's admin routes.
 struct LocalAdmin: UserAdmin {
     let store: any ChatStore
-
-    private func hash(_ password: String) async throws -> String {
-        try Credentials.checkPassword(password)
-        return try await NIOThreadPool.singleton.runIfActive { try Credentials.hashPassword(password) }
+    private var directory: UserDirectory {
+        UserDirectory(store: store) { password in
+            try await NIOThreadPool.singleton.runIfActive { try Credentials.hashPassword(password) }
+        }
     }
 
     func add(_ name: String, password: String, admin: Bool) async throws {
-        guard Names.isValidUser(name) else { throw StorageError.invalidName(name) }
-        _ = try await store.createUser(name: name, passwordHash: try await hash(password), isAdmin: admin)
+        _ = try await directory.add(name, password: password, admin: admin)
     }
     func list() async throws -> [UserRecord] { try await store.listUsers() }
     func remove(_ name: String) async throws { try await store.removeUser(named: name) }
-    func passwd(_ name: String, password: String) async throws {
-        guard try await store.user(named: name) != nil else { throw StorageError.noSuchUser(name) }
-        try await store.setPasswordHash(of: name, to: try await hash(password))
-    }
+    func passwd(_ name: String, password: String) async throws { try await directory.setPassword(of: name, to: password) }
     func setDisabled(_ name: String, _ disabled: Bool) async throws { try await store.setDisabled(name, disabled) }
     func token(_ name: String, ttl: Duration?, label: String?) async throws -> (String, TokenRecord) {
-        let token = Credentials.newToken()
-        let expires = ttl.map { Timestamp.nowMillis() + $0.milliseconds }
-        let record = try await store.createToken(user: name, tokenHash: Credentials.tokenHash(token), label: label, expiresAt: expires)
-        return (token, record)
+        try await directory.mintToken(for: name, expiresAt: ttl.map { Timestamp.nowMillis() + $0.milliseconds }, label: label)
     }
     func tokens(_ name: String) async throws -> [TokenRecord] { try await store.tokens(of: name) }
     func revoke(_ name: String, id: Int64) async throws { try await store.revokeToken(user: name, id: id) }
     func revokeAll(_ name: String) async throws -> Int { try await store.revokeAllTokens(user: name) }
-    func setOTP(_ name: String, enabled: Bool) async throws -> String? {
-        let secret = enabled ? TOTP.newSecret() : nil
-        try await store.setOTPSecret(of: name, to: secret)
-        return secret.map { TOTP.uri(secret: $0, user: name) }
-    }
+    func setOTP(_ name: String, enabled: Bool) async throws -> String? { try await directory.setOTP(of: name, enabled: enabled) }
     func close() async { try? await store.close() }
 }
 
