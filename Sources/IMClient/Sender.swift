@@ -98,6 +98,12 @@ public final class Sender: Sendable {
         idPrefix = String((0..<22).map { _ in alphabet[Int(rng.next(upperBound: UInt8(64)))] })
     }
 
+    /// The client id this sender gives its `index`th message (from 1): a message sent another way with
+    /// it first (`OneShotPost`) is then a resend, never a second copy.
+    public func clientID(ofMessage index: Int) -> String {
+        "\(idPrefix)-\(index)"
+    }
+
     /// Sends everything `source` yields; `onAck` runs for each acknowledgement, in order.
     public func run(source: some MessageSource, onAck: @escaping @Sendable (Ack) -> Void) async throws -> SendReport {
         // The pump may sit in a blocking read of stdin: it is not a child task, so that returning (on an error,
@@ -152,7 +158,7 @@ public final class Sender: Sendable {
                 return
             }
             index += 1
-            let item = Outgoing(index: index, cid: "\(idPrefix)-\(index)", body: body)
+            let item = Outgoing(index: index, cid: clientID(ofMessage: index), body: body)
             let w = state.withLock { s in s.queue.append(item); return s.wakeWriter() }
             w?.resume(returning: .again)
         }

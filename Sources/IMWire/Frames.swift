@@ -292,6 +292,28 @@ public struct Ack: Sendable, Equatable, Codable {
     }
 }
 
+extension Ack {
+    /// Reads an acknowledgement as `POST /v1/messages` answers it: the fields of `jsonLine()` (`id`,
+    /// `room`, `seq`, `ts`, `cid`, and `duplicate` when true). Nil for anything else.
+    public init?(jsonObject bytes: some Collection<UInt8>) {
+        guard let members = FlatJSON.parse(contiguous: bytes) else { return nil }
+        var cid: String?, id: Int64?, room: String?, seq: Int64?, ts: String?, duplicate = false
+        for (key, value) in members {
+            switch (key, value) {
+            case ("cid", .string(let v)): cid = v
+            case ("id", .int(let v)): id = v
+            case ("room", .string(let v)): room = v
+            case ("seq", .int(let v)): seq = v
+            case ("ts", .string(let v)): ts = v
+            case ("duplicate", .bool(let v)): duplicate = v
+            default: continue
+            }
+        }
+        guard let cid, let id, let room, let seq, let ts else { return nil }
+        self.init(cid: cid, id: id, room: room, seq: seq, ts: ts, duplicate: duplicate)
+    }
+}
+
 /// A frame the server sends to a client.
 public enum ServerFrame: Sendable, Equatable {
     /// Signed in; `maxMessageBytes` is the server's body limit, so clients can check before sending.

@@ -45,7 +45,23 @@ extension IMCtl {
                 }
                 let mode: MessageSplitter.Mode = lines ? .lines : (null ? .null : .whole)
                 let words = message
-                try await withDeadline(timeout?.duration, what: "sending") {
+                let start = ContinuousClock.now
+                if !words.isEmpty {
+                    // One message from arguments: one HTTP request first (most of a shell loop's time otherwise
+                    // goes to setting up a WebSocket); whatever it did not get done goes the full way below,
+                    // with the same client id.
+                    let limit = min(timeout?.duration ?? configuration.signInTimeout, configuration.signInTimeout)
+                    let body = words.joined(separator: " ")
+                    switch OneShotPost.send(configuration, target: target, body: body, clientID: sender.clientID(ofMessage: 1),
+                                            deadline: start + limit) {
+                    case .acked(let ack):
+                        onAck(ack)
+                        return
+                    case .notDone(let reason):
+                        logger.debug("one-shot post not done (\(reason)); sending over the WebSocket")
+                    }
+                }
+                try await withDeadline(timeout?.duration, from: start, what: "sending") {
                     if words.isEmpty {
                         _ = try await sender.run(source: StdinSource(mode: mode), onAck: onAck)
                     } else {
@@ -57,19 +73,21 @@ extension IMCtl {
     }
 }
 
-/// Runs `body`, failing with a timeout (exit 75) when it is not done within `limit`.
-func withDeadline(_ limit: Duration?, what: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+/// Runs `body`, failing with a timeout (exit 75) when it is not done within `limit` of `start`.
+func withDeadline(_ limit: Duration?, from start: ContinuousClock.Instant = .now, what: String,
+                  _ body: @escaping @Sendable () async throws -> Void) async throws {
     guard let limit else {
         try await body()
         return
     }
+    if ContinuousClock.now >= start + limit { throw ClientError(.timeout, "timed out after \(limit) \(what)") }
     try await withThrowingTaskGroup(of: Bool.self) { group in
         group.addTask {
             try await body()
             return true
         }
         group.addTask {
-            try await Task.sleep(for: limit)
+            try await Task.sleep(until: start + limit)
             return false
         }
         let finished = try await group.next() ?? false

@@ -101,3 +101,16 @@ import Testing
         #expect(object["body"] as? String == m.body)
     }
 }
+
+@Suite struct AckObjectTests {
+    /// What `POST /v1/messages` answers is the `send --json` line, and it reads back to the same ack.
+    @Test func theJSONLineReadsBack() throws {
+        for duplicate in [false, true] {
+            let ack = Ack(cid: "c \"1\"", id: 9, room: "@bob", seq: 4, ts: "2026-11-28T20:00:00.000Z", duplicate: duplicate)
+            #expect(Ack(jsonObject: Array(ack.jsonLine().utf8)) == ack)
+        }
+        #expect(Ack(jsonObject: Array(#"{"id":9,"room":"r","seq":4,"ts":"t"}"#.utf8)) == nil)   // no cid
+        #expect(Ack(jsonObject: Array(#"{"id":"9","room":"r","seq":4,"ts":"t","cid":"c"}"#.utf8)) == nil)
+        #expect(Ack(jsonObject: Array("not json".utf8)) == nil)
+    }
+}
