@@ -64,14 +64,18 @@ struct StoreOptions: ParsableArguments {
 enum Defaults {
     static let server = "ws://127.0.0.1:7700"
 
+    /// What `imctl login` stored, read once (on first use) for the defaults below; `login` and `logout`
+    /// read and write the file themselves.
+    static let stored = CredentialsFile.load()
+
     /// flag > `IMCTL_SERVER` > the server of the last `imctl login` > `ws://127.0.0.1:7700`.
     static func resolveServer(_ flag: String?) -> String {
-        flag ?? Environment.value("IMCTL_SERVER") ?? CredentialsFile.load().currentURL ?? server
+        flag ?? Environment.value("IMCTL_SERVER") ?? stored.currentURL ?? server
     }
 
     /// flag > `IMCTL_TOKEN` > the token `imctl login` stored for `server` > none.
     static func resolveToken(_ flag: String?, for server: String) -> String? {
-        flag ?? Environment.value("IMCTL_TOKEN") ?? CredentialsFile.load().servers[CredentialsFile.key(server)]?.token
+        flag ?? Environment.value("IMCTL_TOKEN") ?? stored.servers[CredentialsFile.key(server)]?.token
     }
 
     /// flag > `IMCTL_CACERT` > none (the system's trust roots).
@@ -97,8 +101,9 @@ enum Defaults {
 enum Environment {
     /// A non-empty environment variable.
     static func value(_ name: String) -> String? {
-        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else { return nil }
-        return v
+        // getenv, not ProcessInfo: that copies the whole environment into a dictionary on every call.
+        guard let v = getenv(name), v.pointee != 0 else { return nil }
+        return String(cString: v)
     }
 }
 

@@ -8,6 +8,7 @@ extension IMCtl {
     struct Send: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "send",
+            _superCommandName: "imctl",
             abstract: "Send a message to a room or @user: from arguments, or from stdin (whole, per line, or per NUL).",
             discussion: "Exits 0 only when every message is acknowledged, that is, stored durably by the server.")
 
