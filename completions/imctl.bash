@@ -241,7 +241,7 @@ _imctl_login() {
     repeating_flags=()
     non_repeating_flags=(--password-stdin --version -h --help)
     repeating_options=()
-    non_repeating_options=(--server --user --cacert --otp --ttl)
+    non_repeating_options=(--server --cacert --user --otp --ttl)
     __imctl_offer_flags_options 0
 
     # Offer option value completions
@@ -249,10 +249,10 @@ _imctl_login() {
     '--server')
         return
         ;;
-    '--user')
+    '--cacert')
         return
         ;;
-    '--cacert')
+    '--user')
         return
         ;;
     '--otp')
@@ -286,7 +286,7 @@ _imctl_send() {
     repeating_flags=()
     non_repeating_flags=(-l --lines -0 --null --json --no-reconnect --no-compression --version -h --help)
     repeating_options=()
-    non_repeating_options=(--timeout --server --token --cacert)
+    non_repeating_options=(--timeout --server --cacert --token)
     __imctl_offer_flags_options -1
 
     # Offer option value completions
@@ -297,10 +297,10 @@ _imctl_send() {
     '--server')
         return
         ;;
-    '--token')
+    '--cacert')
         return
         ;;
-    '--cacert')
+    '--token')
         return
         ;;
     esac
@@ -318,7 +318,7 @@ _imctl_listen() {
     repeating_flags=()
     non_repeating_flags=(--json --no-reconnect --no-compression --version -h --help)
     repeating_options=()
-    non_repeating_options=(--format -n --count --timeout --since --history --server --token --cacert)
+    non_repeating_options=(--format -n --count --timeout --since --history --server --cacert --token)
     __imctl_offer_flags_options -1
 
     # Offer option value completions
@@ -341,10 +341,10 @@ _imctl_listen() {
     '--server')
         return
         ;;
-    '--token')
+    '--cacert')
         return
         ;;
-    '--cacert')
+    '--token')
         return
         ;;
     esac

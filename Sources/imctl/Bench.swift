@@ -27,7 +27,7 @@ extension IMCtl {
         @Option(help: ArgumentHelp("Several servers, comma-separated; clients are spread with --balance.", valueName: "url,url…"))
         var servers: String?
         @Option(help: ArgumentHelp("How clients are spread over --servers: round-robin, random or least-connections.", valueName: "strategy")) var balance: LoadConfiguration.Balance = .roundRobin
-        @Option(help: ArgumentHelp("API token for --server (default: $IMCTL_TOKEN, else the stored one).", valueName: "token")) var token: String?
+        @OptionGroup var token: TokenOption
         @Option(help: ArgumentHelp("Publishing clients.", valueName: "n")) var publishers = 1
         @Option(help: ArgumentHelp("Subscribing clients.", valueName: "n")) var subscribers = 10
         @Option(help: ArgumentHelp("Rooms; client i uses room i mod N.", valueName: "n")) var rooms = 1
@@ -36,8 +36,7 @@ extension IMCtl {
         @Option(help: ArgumentHelp("Messages per second over all publishers; 0 = as fast as acks allow.", valueName: "per-second")) var rate: Double = 0
         @Option(help: ArgumentHelp("Publish for this long instead of --messages.", valueName: "duration")) var duration: DurationArgument?
         @Flag(help: "Do not ask for permessage-deflate.") var noCompression = false
-        @Option(help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT).", valueName: "file"))
-        var cacert: String?
+        @OptionGroup var tls: CACertOption
         @Flag(help: "Print the report as one JSON object.") var json = false
 
         func validate() throws {
@@ -66,7 +65,7 @@ extension IMCtl {
                 }
                 let report: LoadReport
                 if let urls {
-                    let token = try Defaults.resolveToken(self.token, for: urls[0])
+                    let token = try self.token.resolved(for: urls[0])
                         ?? { throw ClientError(.unauthorized, "no token for \(urls[0]): give --token, set IMCTL_TOKEN or run imctl login") }()
                     report = try await LoadGenerator(configuration: load(servers: urls, token: token, runID: runID), logger: logger)
                         .run(progress: progress)
@@ -88,7 +87,7 @@ extension IMCtl {
         private func load(servers: [String], token: String, runID: String) -> LoadConfiguration {
             LoadConfiguration(servers: servers, balance: balance, token: token, publishers: publishers, subscribers: subscribers, rooms: rooms,
                               messages: messages, size: size, rate: rate, duration: duration?.duration, compression: !noCompression,
-                              roomPrefix: "bench-\(runID)", caCertificatePath: Defaults.resolveCACert(cacert))
+                              roomPrefix: "bench-\(runID)", caCertificatePath: tls.resolved)
         }
 
         /// Starts a server on a free loopback port with a temporary store and one bench user.

@@ -9,11 +9,9 @@ extension IMCtl {
             commandName: "login",
             abstract: "Sign in: trade a password for a token, kept in $XDG_CONFIG_HOME/imctl/credentials.json (0600).")
 
-        @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
+        @OptionGroup var where_: ServerOptions
         @Option(help: ArgumentHelp("User name.", valueName: "name")) var user: String
         @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
-        @Option(help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT).", valueName: "file"))
-        var cacert: String?
         @Option(help: ArgumentHelp("One-time code, for a user with two-factor sign-in (asked for on a terminal).", valueName: "code"))
         var otp: String?
         @Option(help: ArgumentHelp("Lifetime of the token, e.g. 12h or 90d (default: 30d).", valueName: "duration"))
@@ -26,9 +24,9 @@ extension IMCtl {
 
         func run() async throws {
             try await runMapped {
-                let server = Defaults.resolveServer(self.server)
+                let server = where_.resolved
                 let password = try PasswordInput.read(fromStdin: passwordStdin, confirm: false, purpose: "login")
-                let api = APIClient(server: server, token: nil, caCertificatePath: Defaults.resolveCACert(cacert))
+                let api = where_.api(token: nil)
                 let token: String
                 do {
                     token = try await api.login(user: user, password: password, otp: otp, ttl: ttl?.duration)
@@ -52,14 +50,11 @@ extension IMCtl {
     struct Logout: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "logout", abstract: "Revoke the stored token for a server and forget it.")
 
-        @Option(help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url")) var server: String?
-
-        @Option(help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT).", valueName: "file"))
-        var cacert: String?
+        @OptionGroup var where_: ServerOptions
 
         func run() async throws {
             try await runMapped {
-                let server = Defaults.resolveServer(self.server)
+                let server = where_.resolved
                 var file = CredentialsFile.load()
                 let key = CredentialsFile.key(server)
                 guard let entry = file.servers[key] else {
@@ -67,7 +62,7 @@ extension IMCtl {
                     return
                 }
                 do {
-                    try await APIClient(server: server, token: entry.token, caCertificatePath: Defaults.resolveCACert(cacert)).logout()
+                    try await where_.api(token: entry.token).logout()
                 } catch let e as ClientError where e.kind == .unreachable {
                     Output.error("could not reach \(key) to revoke the token (\(e.message)); forgetting it anyway")
                 } catch let e as ClientError where e.kind == .unauthorized {

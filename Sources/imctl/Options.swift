@@ -5,37 +5,65 @@ import IMStorage
 import IMWire
 import Logging
 
-/// `--server` and `--token`, shared by every command that talks to a server.
-struct ClientOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).", valueName: "url"))
-    var server: String?
-
-    @Option(name: .long, help: ArgumentHelp("API token (default: $IMCTL_TOKEN, else the one stored by `imctl login`).", valueName: "token"))
-    var token: String?
-
-    @Flag(name: .long, help: "Do not ask for permessage-deflate.")
-    var noCompression = false
-
+/// `--cacert`: the CA certificates to trust for `wss://` and `https://`, for every command that talks
+/// to a server.
+struct CACertOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("PEM file of CA certificates to trust for wss:// (default: $IMCTL_CACERT, else the system's).",
                                             valueName: "file"))
     var cacert: String?
 
-    var resolvedCACert: String? { Defaults.resolveCACert(cacert) }
+    /// flag > `IMCTL_CACERT` > none (the system's trust roots).
+    var resolved: String? { Defaults.resolveCACert(cacert) }
+}
+
+/// `--token`, for every command that signs in to a server with a token.
+struct TokenOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("API token (default: $IMCTL_TOKEN, else the one `imctl login` stored for the server).",
+                                            valueName: "token"))
+    var token: String?
+
+    /// flag > `IMCTL_TOKEN` > the token stored for `server` > none.
+    func resolved(for server: String) -> String? { Defaults.resolveToken(token, for: server) }
+}
+
+/// `--server` and `--cacert`: the server a user works with (`send`, `listen`, `login`, `logout`).
+/// `users --server` (remote administration instead of the store) and `bench --server` (instead of an
+/// in-process server) mean something else and keep their own `--server`, with the same `--token` and
+/// `--cacert`.
+struct ServerOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).",
+                                            valueName: "url"))
+    var server: String?
+
+    @OptionGroup var tls: CACertOption
 
     /// The server URL: flag > environment > the server last signed in to > default.
-    var resolvedServer: String {
-        Defaults.resolveServer(server)
+    var resolved: String { Defaults.resolveServer(server) }
+
+    /// The HTTP API of the server, with `token` (or none, to sign in).
+    func api(token: String?) -> APIClient {
+        APIClient(server: resolved, token: token, caCertificatePath: tls.resolved)
     }
+}
+
+/// Everything a client command needs to connect and sign in: `--server`, `--cacert`, `--token` and
+/// `--no-compression`; one configuration for `send` and `listen`.
+struct ClientOptions: ParsableArguments {
+    @OptionGroup var server: ServerOptions
+    @OptionGroup var token: TokenOption
+
+    @Flag(name: .long, help: "Do not ask for permessage-deflate.")
+    var noCompression = false
 
     /// The token: flag > environment > stored credentials for the server.
     func resolvedToken() throws -> String {
-        if let token = Defaults.resolveToken(token, for: resolvedServer) { return token }
-        throw ClientError(.unauthorized, "not signed in to \(resolvedServer): run `imctl login --user NAME`, or give --token or IMCTL_TOKEN")
+        if let token = token.resolved(for: server.resolved) { return token }
+        throw ClientError(.unauthorized, "not signed in to \(server.resolved): run `imctl login --user NAME`, or give --token or IMCTL_TOKEN")
     }
 
     func configuration(reconnect: Bool) throws -> ClientConfiguration {
-        ClientConfiguration(server: resolvedServer, token: try resolvedToken(), compression: !noCompression, reconnect: reconnect,
-                            caCertificatePath: resolvedCACert)
+        ClientConfiguration(server: server.resolved, token: try resolvedToken(), compression: !noCompression, reconnect: reconnect,
+                            caCertificatePath: server.tls.resolved)
     }
 }
 

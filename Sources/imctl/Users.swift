@@ -9,18 +9,15 @@ struct AdminOptions: ParsableArguments {
     @OptionGroup var store: StoreOptions
     @Option(help: ArgumentHelp("Manage users through this server (with an admin token) instead of the store.", valueName: "url"))
     var server: String?
-    @Option(help: ArgumentHelp("Admin API token for --server (default: $IMCTL_TOKEN, else the stored one).", valueName: "token"))
-    var token: String?
-    @Option(help: ArgumentHelp("PEM file of CA certificates to trust for --server wss:// (default: $IMCTL_CACERT).", valueName: "file"))
-    var cacert: String?
+    @OptionGroup var token: TokenOption
+    @OptionGroup var tls: CACertOption
 
     func open() async throws -> any UserAdmin {
         if let server {
-            let token = Defaults.resolveToken(self.token, for: server)
-            guard let token else {
+            guard let token = token.resolved(for: server) else {
                 throw ClientError(.unauthorized, "no admin token for \(server): run `imctl login --server \(server) --user ADMIN` or give --token")
             }
-            return RemoteAdmin(api: APIClient(server: server, token: token, caCertificatePath: Defaults.resolveCACert(cacert)))
+            return RemoteAdmin(api: APIClient(server: server, token: token, caCertificatePath: tls.resolved))
         }
         try store.validateDatabase()
         return LocalAdmin(store: try await store.open())
