@@ -67,31 +67,26 @@ enum Link {
     ///   - detail: what the client got done, added to the error when it gives up.
     static func reconnecting<T>(_ configuration: ClientConfiguration, logger: Logger, session: @escaping Session,
                                 outcome: (_ reconnects: Int) throws -> T?, detail: () -> String = { "" }) async throws -> T {
-        var backoff = Backoff(cap: configuration.maxBackoff)
+        var plan = ReconnectPlan(maxBackoff: configuration.maxBackoff, window: configuration.reconnectWindow)
         var reconnects = 0
-        var everConnected = false
-        var lostSince: ContinuousClock.Instant?
         while true {
             do {
                 try await run(configuration, logger: logger, session: session)
-                everConnected = true
-                lostSince = nil
-                backoff.reset()
+                plan.connected()
             } catch let error as ClientError {
-                if error.kind != .unreachable || !everConnected { throw error }
+                if error.kind != .unreachable || !plan.everConnected { throw error }
             }
             if let result = try outcome(reconnects) { return result }
             guard configuration.reconnect else {
                 throw ClientError(.unreachable, "lost the connection to \(configuration.server)\(detail())")
             }
-            let now = ContinuousClock.now
-            if lostSince == nil { lostSince = now }
-            if let window = configuration.reconnectWindow, let since = lostSince, now - since > window {
+            switch plan.lost(at: .now) {
+            case .giveUp(let window):
                 throw ClientError(.unreachable, "could not get back to \(configuration.server) within \(window)\(detail())")
+            case .retry(after: let pause):
+                logger.warning("connection lost; reconnecting in \(pause)")
+                try await Task.sleep(for: pause)
             }
-            let pause = backoff.next()
-            logger.warning("connection lost; reconnecting in \(pause)")
-            try await Task.sleep(for: pause)
             reconnects += 1
         }
     }
@@ -165,4 +160,43 @@ enum Link {
         return text
     }
 
+}
+
+/// When a client that lost its connection tries again, and when it gives up: capped, jittered backoff
+/// that starts over after each connection that works, and a window (`reconnectWindow`) after which a
+/// server still gone counts as gone. Pure: the time is given, so tests need no sleeps.
+struct ReconnectPlan {
+    enum Decision: Equatable {
+        /// Pause this long, then connect again.
+        case retry(after: Duration)
+        /// The server has been gone longer than the window.
+        case giveUp(window: Duration)
+    }
+
+    private var backoff: Backoff
+    private let window: Duration?
+    /// When the current outage began (the first loss since the last good connection).
+    private var lostSince: ContinuousClock.Instant?
+    /// Whether any connection worked: a first connection that fails is an error, not an outage.
+    private(set) var everConnected = false
+
+    init(maxBackoff: Duration, window: Duration?) {
+        backoff = Backoff(cap: maxBackoff)
+        self.window = window
+    }
+
+    /// A connection signed in (and has ended since).
+    mutating func connected() {
+        everConnected = true
+        lostSince = nil
+        backoff.reset()
+    }
+
+    /// The connection was lost, or an attempt to get it back failed, at `now`.
+    mutating func lost(at now: ContinuousClock.Instant) -> Decision {
+        let since = lostSince ?? now
+        lostSince = since
+        if let window, now - since > window { return .giveUp(window: window) }
+        return .retry(after: backoff.next())
+    }
 }

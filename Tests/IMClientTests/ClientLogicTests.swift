@@ -59,3 +59,48 @@ import Testing
         #expect(APIClient.errorMessage("<html>bad gateway</html>") == nil)
     }
 }
+
+/// The reconnect loop's decisions with the time given: no sleeps.
+@Suite struct ReconnectPlanTests {
+    @Test func pausesGrowUntilAConnectionWorksAndTheWindowEndsAnOutage() {
+        let t0 = ContinuousClock.now
+        var plan = ReconnectPlan(maxBackoff: .seconds(5), window: .seconds(60))
+        #expect(!plan.everConnected)
+        plan.connected()
+        #expect(plan.everConnected)
+        var pauses: [Duration] = []
+        for s in [0, 1, 3, 7, 15, 30, 60] {
+            guard case .retry(let pause) = plan.lost(at: t0 + .seconds(s)) else {
+                Issue.record("gave up \(s) s into the outage")
+                return
+            }
+            pauses.append(pause)
+        }
+        #expect(pauses[0] <= .milliseconds(100) && pauses.allSatisfy { $0 <= .seconds(5) })
+        #expect(pauses[4] >= .milliseconds(800), "pauses do not grow: \(pauses)")
+        // Past the window, counted from the first loss.
+        #expect(plan.lost(at: t0 + .milliseconds(60_001)) == .giveUp(window: .seconds(60)))
+        // A connection that works starts both over.
+        plan.connected()
+        #expect(plan.lost(at: t0 + .seconds(200)) != .giveUp(window: .seconds(60)))
+        guard case .retry(let first) = plan.lost(at: t0 + .seconds(259)) else {
+            Issue.record("the window did not start over")
+            return
+        }
+        #expect(first <= .milliseconds(200), "the backoff did not start over: \(first)")
+        #expect(plan.lost(at: t0 + .seconds(261)) == .giveUp(window: .seconds(60)))
+    }
+
+    @Test func withoutAWindowItNeverGivesUp() {
+        let t0 = ContinuousClock.now
+        var plan = ReconnectPlan(maxBackoff: .seconds(1), window: nil)
+        plan.connected()
+        for hours in 0..<48 {
+            guard case .retry(let pause) = plan.lost(at: t0 + .seconds(hours * 3600)) else {
+                Issue.record("gave up after \(hours) h")
+                return
+            }
+            #expect(pause <= .seconds(1))
+        }
+    }
+}
