@@ -6,6 +6,16 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// How `imctl` is linked, for start-up time (`send` runs once per message in shell loops; see
+// docs/BENCHMARKS.md, "One imctl send"):
+// - Swift links executables with --export-dynamic: 44,000 symbols in the dynamic table, which the loader
+//   and the runtime's start-up `dladdr` then search (2 ms of every start). Nothing needs them.
+// - Not position-independent: 137,000 relocations (3.3 MB) and the pages they touch cost 1.3 ms of every
+//   start. The program's own image then loads at a fixed address (libraries, heap and stacks are still
+//   randomised); SECURITY.md says what that means. `IMCTL_PIE=1 swift build …` builds a PIE instead.
+let executableLinkerFlags = ["-Xlinker", "--no-export-dynamic"]
+    + (Context.environment["IMCTL_PIE"] == "1" ? [] : ["-Xclang-linker", "-no-pie"])
+
 let package = Package(
     name: "imctl",
     platforms: [.macOS(.v14)],
@@ -130,9 +140,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings,
-            // Swift links executables with --export-dynamic: 44,000 symbols in the dynamic table, which the
-            // loader and the runtime's start-up `dladdr` then search (2 ms of every start). Nothing needs them.
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]
+            linkerSettings: [.unsafeFlags(executableLinkerFlags)]
         ),
         .testTarget(name: "IMWireTests", dependencies: ["IMWire"], swiftSettings: swiftSettings),
         .testTarget(name: "IMCompressionTests", dependencies: ["IMCompression"], swiftSettings: swiftSettings),
