@@ -38,16 +38,24 @@ struct ChatClientChannel: ClientConnectionChannel {
     let sslContext: NIOSSLContext?
     let handler: Handler
 
+    /// Where a WebSocket URL points: host (an IPv6 address without its brackets), port, path with
+    /// query, and whether it is `wss://`. Nil unless it is a `ws://` or `wss://` URL with a host.
+    static func endpoint(of url: String) -> (host: String, port: Int, path: String, secure: Bool)? {
+        guard let parts = URLComponents(string: url), let scheme = parts.scheme?.lowercased(), var host = parts.host, !host.isEmpty,
+              scheme == "ws" || scheme == "wss"
+        else { return nil }
+        // The brackets of an IPv6 literal are not part of the address (swift-corelibs-foundation's
+        // URLComponents keeps them in `host`; Apple's does not).
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let secure = scheme == "wss"
+        let path = (parts.percentEncodedPath.isEmpty ? "/" : parts.percentEncodedPath) + (parts.percentEncodedQuery.map { "?" + $0 } ?? "")
+        return (host, parts.port ?? (secure ? 443 : 80), path, secure)
+    }
+
     /// - Parameter url: `ws://` or `wss://` URL with a host.
     init(url: String, configuration: WebSocketClientConfiguration, tlsConfiguration: TLSConfiguration?, handler: @escaping Handler) throws {
-        guard let parts = URLComponents(string: url), let scheme = parts.scheme?.lowercased(), let host = parts.host, !host.isEmpty,
-              scheme == "ws" || scheme == "wss"
-        else { throw WebSocketClientError.invalidURL }
-        self.secure = scheme == "wss"
-        // URLComponents keeps the brackets of an IPv6 literal out of `host`.
-        self.host = host
-        self.port = parts.port ?? (secure ? 443 : 80)
-        self.path = (parts.percentEncodedPath.isEmpty ? "/" : parts.percentEncodedPath) + (parts.percentEncodedQuery.map { "?" + $0 } ?? "")
+        guard let endpoint = Self.endpoint(of: url) else { throw WebSocketClientError.invalidURL }
+        (host, port, path, secure) = endpoint
         self.configuration = configuration
         self.sslContext = secure ? try NIOSSLContext(configuration: tlsConfiguration ?? .makeClientConfiguration()) : nil
         self.handler = handler

@@ -40,6 +40,16 @@ import Testing
         #expect(configuration.usesTLS == tls)
     }
 
+    /// What the WebSocket connects to; an IPv6 literal loses its brackets (a name lookup of `[::1]` fails).
+    @Test func webSocketEndpoints() throws {
+        let v6 = try #require(ChatClientChannel.endpoint(of: "ws://[::1]:7700/v1/ws"))
+        #expect(v6.host == "::1" && v6.port == 7700 && v6.path == "/v1/ws" && !v6.secure)
+        let named = try #require(ChatClientChannel.endpoint(of: "wss://chat.example.com/x/v1/ws?a=1"))
+        #expect(named.host == "chat.example.com" && named.port == 443 && named.path == "/x/v1/ws?a=1" && named.secure)
+        #expect(ChatClientChannel.endpoint(of: "http://h:1/v1/ws") == nil)
+        #expect(ChatClientChannel.endpoint(of: "ws:///v1/ws") == nil)
+    }
+
     @Test func serverErrorsBecomeTheRightKinds() {
         let cases: [(WireError.Code, ClientError.Kind)] = [
             (.unauthorized, .unauthorized), (.forbidden, .unauthorized), (.tooLarge, .tooLarge), (.badTarget, .badInput),
