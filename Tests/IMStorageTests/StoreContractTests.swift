@@ -6,23 +6,37 @@ import Testing
 
 /// Every store the server can run on.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
-    case sqlite, memory
+    case sqlite, memory, postgres
     var testDescription: String { rawValue }
+
+    /// The kinds this run covers: PostgreSQL unless `IMCTL_SKIP_POSTGRES=1`.
+    static var covered: [StoreKind] { TestPostgres.skipped ? [.sqlite, .memory] : allCases }
 }
 
-/// A fresh, empty store of `kind` (SQLite in its own temporary folder), closed afterwards.
+/// A fresh, empty store of `kind` (SQLite in its own temporary folder, PostgreSQL in a database of its
+/// own on the test server), closed afterwards.
 func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) async throws -> T {
     switch kind {
     case .memory:
         return try await body(MemoryStore())
     case .sqlite:
         return try await withStore { store, _ in try await body(store) }
+    case .postgres:
+        let store = try await PostgresStore.open(url: try TestPostgres.database())
+        do {
+            let result = try await body(store)
+            try await store.close()
+            return result
+        } catch {
+            try? await store.close()
+            throw error
+        }
     }
 }
 
 /// The storage contract: what the server and `users` rely on from any store, run against each one.
 @Suite struct StoreContractTests {
-    @Test(arguments: StoreKind.allCases) func seqIsGapFreePerConversation(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func seqIsGapFreePerConversation(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let a = ConversationKey.room("a"), b = ConversationKey.room("b")
             let out = try await store.append([message(a, "u", "1"), message(b, "u", "2"), message(a, "u", "3")])
@@ -40,7 +54,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func resendWithSameIDReturnsFirstAck(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func resendWithSameIDReturnsFirstAck(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let r = ConversationKey.room("r")
             let first = try await store.append([message(r, "alice", "x", "one")])[0]
@@ -57,7 +71,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func directMessagesAreFoundByEitherMember(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func directMessagesAreFoundByEitherMember(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let ab = ConversationKey(target: .direct("bob"), user: "alice")
             let ac = ConversationKey(target: .direct("carol"), user: "alice")
@@ -71,7 +85,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func usersAndTokens(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func usersAndTokens(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             #expect(try await !store.hasUsers())
             let hash = try Credentials.hashPassword("password1", cost: Credentials.minimumScryptN)
@@ -118,7 +132,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func largeBatchesRoundTrip(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func largeBatchesRoundTrip(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let n = 2_500
             let out = try await store.append((0..<n).map { message(.room("big"), "u", "\($0)", "body \($0)") })
@@ -130,7 +144,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
     }
 
     /// A resend inside a batch takes no seq: the messages after it keep the run gap-free.
-    @Test(arguments: StoreKind.allCases) func resendsTakeNoSeq(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func resendsTakeNoSeq(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let r = ConversationKey.room("r")
             _ = try await store.append([message(r, "a", "1"), message(r, "a", "2")])
@@ -144,7 +158,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
     }
 
     /// Bodies come back byte for byte, NUL characters and empty ones included.
-    @Test(arguments: StoreKind.allCases) func bodiesRoundTripExactly(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func bodiesRoundTripExactly(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let r = ConversationKey.room("r")
             let bodies = ["", "nul \u{0} inside", "é😀", String(repeating: "x", count: 70_000)]
@@ -157,7 +171,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
     }
 
     /// A removed user's name is never given again; the tombstone is invisible otherwise.
-    @Test(arguments: StoreKind.allCases) func removedNamesAreRetired(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func removedNamesAreRetired(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.createUser(name: "bob", passwordHash: "x", isAdmin: false)
             _ = try await store.createToken(user: "bob", tokenHash: Credentials.tokenHash("t"), label: nil, expiresAt: nil)
@@ -173,7 +187,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
     }
 
     /// Every change that can end a session moves the epoch; reads and new tokens do not.
-    @Test(arguments: StoreKind.allCases) func theSecurityEpochMovesOnEveryCutOff(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func theSecurityEpochMovesOnEveryCutOff(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.createUser(name: "alice", passwordHash: "h1", isAdmin: false)
             var epoch = try await store.securityEpoch()
@@ -202,7 +216,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
     }
 
     /// Which of many tokens still sign someone in: expired ones, disabled and removed users' do not.
-    @Test(arguments: StoreKind.allCases) func validTokensAreThoseThatStillSignIn(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func validTokensAreThoseThatStillSignIn(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let now = Timestamp.nowMillis()
             for name in ["alice", "dora", "rob"] { _ = try await store.createUser(name: name, passwordHash: "x", isAdmin: false) }
@@ -219,7 +233,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
     }
 
     /// A stronger hash replaces the one that was checked, and only that one.
-    @Test(arguments: StoreKind.allCases) func passwordUpgradesAreConditional(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func passwordUpgradesAreConditional(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.createUser(name: "alice", passwordHash: "weak", isAdmin: false)
             _ = try await store.createToken(user: "alice", tokenHash: Credentials.tokenHash("t"), label: nil, expiresAt: nil)
@@ -232,7 +246,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
     }
 
     /// The conversation list: every room, the reader's own direct ones, newest first, limited.
-    @Test(arguments: StoreKind.allCases) func conversationsAreTheReadersNewestFirst(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func conversationsAreTheReadersNewestFirst(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             #expect(try await store.conversations(of: "alice", limit: 10).isEmpty)
             #expect(try await store.lastMessageID() == 0)
@@ -250,7 +264,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
     }
 
     /// Reads page: `afterSeq` and `limit` for a conversation, `afterID` and `limit` for direct ones.
-    @Test(arguments: StoreKind.allCases) func readsPage(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func readsPage(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let r = ConversationKey.room("r")
             let ab = ConversationKey(target: .direct("bob"), user: "alice")
@@ -266,7 +280,7 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func aStepIsUsedOnce(_ kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.covered) func aStepIsUsedOnce(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.createUser(name: "alice", passwordHash: "x", isAdmin: false)
             try await store.setOTPSecret(of: "alice", to: "JBSWY3DPEHPK3PXP")
