@@ -13,8 +13,10 @@ let swiftSettings: [SwiftSetting] = [
 // - Not position-independent: 137,000 relocations (3.3 MB) and the pages they touch cost 1.3 ms of every
 //   start. The program's own image then loads at a fixed address (libraries, heap and stacks are still
 //   randomised); SECURITY.md says what that means. `IMCTL_PIE=1 swift build …` builds a PIE instead.
-let executableLinkerFlags = ["-Xlinker", "--no-export-dynamic"]
-    + (Context.environment["IMCTL_PIE"] == "1" ? [] : ["-Xclang-linker", "-no-pie"])
+//   Release builds only: a debug build linked this way against the shared Swift runtime makes the
+//   loader warn about a protected symbol it references.
+let executableLinkerSettings: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]
+    + (Context.environment["IMCTL_PIE"] == "1" ? [] : [.unsafeFlags(["-Xclang-linker", "-no-pie"], .when(configuration: .release))])
 
 let package = Package(
     name: "imctl",
@@ -142,12 +144,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings,
-            linkerSettings: [.unsafeFlags(executableLinkerFlags)]
+            linkerSettings: executableLinkerSettings
         ),
         .testTarget(name: "IMWireTests", dependencies: ["IMWire"], swiftSettings: swiftSettings),
         .testTarget(name: "IMCompressionTests", dependencies: ["IMCompression"], swiftSettings: swiftSettings),
         .testTarget(name: "IMAuthTests", dependencies: ["IMAuth"], swiftSettings: swiftSettings),
-        .testTarget(name: "IMStorageTests", dependencies: ["IMStorage", "IMAuth", "IMWire"], swiftSettings: swiftSettings),
+        // A throwaway PostgreSQL for the tests that run on every store.
+        .target(name: "IMTestSupport", path: "Tests/IMTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "IMStorageTests", dependencies: ["IMStorage", "IMAuth", "IMWire", "IMTestSupport"], swiftSettings: swiftSettings),
         // The client's logic without sockets.
         .testTarget(name: "IMClientTests", dependencies: ["IMClient", "IMWire"], swiftSettings: swiftSettings),
         .testTarget(
@@ -164,6 +168,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // End-to-end tests of the built `imctl` binary: they import none of its modules.
-        .testTarget(name: "imctlTests", swiftSettings: swiftSettings),
+        .testTarget(name: "imctlTests", dependencies: ["IMTestSupport"], swiftSettings: swiftSettings),
     ]
 )

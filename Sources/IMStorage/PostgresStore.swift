@@ -37,7 +37,15 @@ public final class PostgresStore: ChatStore {
     public static func open(url: String, logger: Logger = Logger(label: "imctl.store"), maxConnections: Int = 8) async throws -> PostgresStore {
         let configuration = try configuration(from: url, maxConnections: maxConnections)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let runner = Task { await client.run() }
+        // The pool must be running before the first query (else PostgresNIO warns that it is not yet):
+        // wait until the runner is about to start it, then let it.
+        let (started, start) = AsyncStream.makeStream(of: Void.self)
+        let runner = Task {
+            start.finish()
+            await client.run()
+        }
+        for await _ in started {}
+        try? await Task.sleep(for: .milliseconds(1))
         let store = PostgresStore(client: client, runner: runner, logger: logger)
         do {
             try await store.migrate()
@@ -49,7 +57,7 @@ public final class PostgresStore: ChatStore {
     }
 
     /// The URL without its password, for messages.
-    static func redacted(_ url: String) -> String {
+    public static func redacted(_ url: String) -> String {
         guard var parts = URLComponents(string: url), parts.password != nil else { return url }
         parts.password = "…"
         return parts.string ?? url
@@ -107,6 +115,61 @@ public final class PostgresStore: ChatStore {
             throw StorageError.backend(Self.describe(error.closureError ?? error.commitError ?? error.beginError ?? error))
         } catch {
             throw StorageError.backend(Self.describe(error))
+        }
+    }
+
+    /// A server's hold on the database (a session advisory lock on a connection of its own), so that a
+    /// second `serve` on it is refused: nodes do not yet deliver each other's messages, so a listener on
+    /// one would not hear a sender on another.
+    public final class ServerClaim: Sendable {
+        public struct Held: Error, CustomStringConvertible {
+            public var description: String {
+                "another imctl serve is running on this PostgreSQL database; this build runs one server per store"
+            }
+        }
+
+        private let holder: Task<Void, Never>
+
+        fileprivate init(holder: Task<Void, Never>) {
+            self.holder = holder
+        }
+
+        public func release() {
+            holder.cancel()
+        }
+    }
+
+    /// Claims the database for one server; throws `ServerClaim.Held` if another server has it.
+    public func claimServer() async throws -> ServerClaim {
+        let (answers, answer) = AsyncStream.makeStream(of: Result<Bool, any Error>.self)
+        let key = Self.appendLock + 2
+        let logger = self.logger
+        let holder = Task { [client] in
+            do {
+                try await client.withConnection { c in
+                    var got = false
+                    for try await v in try await c.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).decode(Bool.self) { got = v }
+                    answer.yield(.success(got))
+                    guard got else { return }
+                    // Held until released (or the connection goes, which releases it too).
+                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                    _ = try? await c.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
+                }
+            } catch {
+                answer.yield(.failure(error))
+            }
+        }
+        var iterator = answers.makeAsyncIterator()
+        switch await iterator.next() {
+        case .success(true):
+            return ServerClaim(holder: holder)
+        case .success(false):
+            holder.cancel()
+            throw ServerClaim.Held()
+        case .failure(let error):
+            throw StorageError.backend(Self.describe(error))
+        case nil:
+            throw StorageError.backend("could not claim the database")
         }
     }
 

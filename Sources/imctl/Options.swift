@@ -67,25 +67,27 @@ struct ClientOptions: ParsableArguments {
     }
 }
 
-/// `--database`, shared by `serve` and local `users`.
+/// `--database`, shared by `serve` and local `users`: a SQLite file, or a `postgres://` URL.
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "SQLite file (default: $IMCTL_DATABASE, else $XDG_DATA_HOME/imctl/imctl.db or ~/.local/share/imctl/imctl.db).",
-        valueName: "path"))
+        "SQLite file, or postgres://user:password@host:port/database (default: $IMCTL_DATABASE, else $XDG_DATA_HOME/imctl/imctl.db or ~/.local/share/imctl/imctl.db).",
+        valueName: "path|url"))
     var database: String?
 
     var resolvedDatabase: String {
         database ?? Environment.value("IMCTL_DATABASE") ?? Defaults.databasePath
     }
 
-    func validateDatabase() throws {
-        if resolvedDatabase.hasPrefix("postgres://") || resolvedDatabase.hasPrefix("postgresql://") {
-            throw ValidationError("PostgreSQL stores are not supported by this build yet; give a SQLite file path")
-        }
-    }
+    var isPostgres: Bool { PostgresStore.isURL(resolvedDatabase) }
 
-    func open() async throws -> SQLiteStore {
-        try await SQLiteStore.open(path: resolvedDatabase, logger: Logger(label: "imctl.store"))
+    /// How the store is named in messages (a URL without its password).
+    var shownDatabase: String { isPostgres ? PostgresStore.redacted(resolvedDatabase) : resolvedDatabase }
+
+
+    func open() async throws -> any ChatStore {
+        let logger = Logger(label: "imctl.store")
+        if isPostgres { return try await PostgresStore.open(url: resolvedDatabase, logger: logger) }
+        return try await SQLiteStore.open(path: resolvedDatabase, logger: logger)
     }
 }
 

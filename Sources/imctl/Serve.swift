@@ -49,7 +49,6 @@ extension IMCtl {
             for path in [tlsCert, tlsKey].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: path) {
                 throw ValidationError("cannot read \(path)")
             }
-            try store.validateDatabase()
         }
 
         func run() async throws {
@@ -62,16 +61,29 @@ extension IMCtl {
             }
             let logger = Logger(label: "imctl.serve")
             try await runMapped {
-                let path = store.resolvedDatabase
-                // One server per store: a second one would assign the same seqs.
-                let lock: ServerLock
-                do {
-                    lock = try ServerLock.claim(databasePath: path)
-                } catch let e as ServerLock.Held {
-                    throw CommandFailure.failure("\(e)")
+                let path = store.shownDatabase
+                // One server per SQLite file: a second one would assign the same seqs.
+                var lock: ServerLock?
+                if !store.isPostgres {
+                    do {
+                        lock = try ServerLock.claim(databasePath: path)
+                    } catch let e as ServerLock.Held {
+                        throw CommandFailure.failure("\(e)")
+                    }
                 }
-                defer { lock.release() }
+                defer { lock?.release() }
                 let db = try await store.open()
+                // One server per PostgreSQL database too, until nodes deliver each other's messages.
+                var claim: PostgresStore.ServerClaim?
+                if let pg = db as? PostgresStore {
+                    do {
+                        claim = try await pg.claimServer()
+                    } catch let e as PostgresStore.ServerClaim.Held {
+                        try? await db.close()
+                        throw CommandFailure.failure("\(e)")
+                    }
+                }
+                defer { claim?.release() }
                 if try await !db.hasUsers() {
                     let flag = store.database.map { " --database \($0)" } ?? ""
                     Output.error("the store at \(path) has no users yet; create the first one with:\n"

@@ -19,7 +19,6 @@ struct AdminOptions: ParsableArguments {
             }
             return RemoteAdmin(api: APIClient(server: server, token: token, caCertificatePath: tls.resolved))
         }
-        try store.validateDatabase()
         return LocalAdmin(store: try await store.open())
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import IMTestSupport
 import IMWire
 import Testing
 @testable import IMStorage

@@ -1,5 +1,6 @@
 import Foundation
 import IMAuth
+import IMTestSupport
 import IMWire
 import Testing
 @testable import IMStorage

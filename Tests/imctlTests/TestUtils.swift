@@ -390,11 +390,12 @@ final class Sandbox: @unchecked Sendable {
     private var servers: [ServerProcess] = []
     private var _server: ServerProcess?
 
-    init() throws {
+    /// - Parameter database: the store (default: a SQLite file in the sandbox), e.g. a PostgreSQL URL.
+    init(database: String? = nil) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("imctl-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("data"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("config"), withIntermediateDirectories: true)
-        database = dir.appendingPathComponent("imctl.db").path
+        self.database = database ?? dir.appendingPathComponent("imctl.db").path
     }
 
     /// The environment every process gets: the test runner's, without IMCTL_* settings, with the
@@ -509,11 +510,11 @@ final class Sandbox: @unchecked Sendable {
 }
 
 /// Runs `body` in a fresh sandbox; whatever happens, its processes are killed and its folder removed.
-func withSandbox(_ body: (Sandbox) async throws -> Void) async throws {
+func withSandbox(database: String? = nil, _ body: (Sandbox) async throws -> Void) async throws {
     await TestGate.shared.acquire()
     let sandbox: Sandbox
     do {
-        sandbox = try Sandbox()
+        sandbox = try Sandbox(database: database)
     } catch {
         await TestGate.shared.release()
         throw error

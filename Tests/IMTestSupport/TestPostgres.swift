@@ -9,15 +9,15 @@ import Glibc
 /// own. `IMCTL_TEST_POSTGRES_URL` (a `postgres://` URL of a role that may create databases) uses an
 /// existing server instead. Without either the PostgreSQL cases fail, naming what is missing:
 /// `.ci/run` installs it (`IMCTL_SKIP_POSTGRES=1` skips them on a machine without it).
-enum TestPostgres {
-    struct Unavailable: Error, CustomStringConvertible {
-        let description: String
+public enum TestPostgres {
+    public struct Unavailable: Error, CustomStringConvertible {
+        public let description: String
     }
 
-    static var skipped: Bool { ProcessInfo.processInfo.environment["IMCTL_SKIP_POSTGRES"] == "1" }
+    public static var skipped: Bool { ProcessInfo.processInfo.environment["IMCTL_SKIP_POSTGRES"] == "1" }
 
     /// The server's URL, without a database.
-    static let server: Result<String, Unavailable> = {
+    public static let server: Result<String, Unavailable> = {
         if let url = ProcessInfo.processInfo.environment["IMCTL_TEST_POSTGRES_URL"], !url.isEmpty {
             return .success(url.hasSuffix("/") ? String(url.dropLast()) : url)
         }
@@ -31,7 +31,7 @@ enum TestPostgres {
     }()
 
     /// A new, empty database; its URL.
-    static func database() throws -> String {
+    public static func database() throws -> String {
         let base = try server.get()
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         try run("/usr/bin/psql", [base + "/postgres", "-q", "-v", "ON_ERROR_STOP=1", "-c", "CREATE DATABASE \(name)"])
