@@ -33,7 +33,21 @@ final class GroupCommitter: Sendable {
     }
 
     private let store: any ChatStore
+    /// The store, when other servers write it too: then new messages reach this server's listeners from
+    /// the store, in id order (every server's, this one's included), not from the commit.
+    private let shared: (any SharedChatStore)?
     private let state = Mutex(State())
+
+    /// Reading the shared store's new messages: after `cursor` (the last id delivered), one read at a time.
+    private struct Tail {
+        var cursor: Int64 = 0
+        var reading = false
+        /// Asked again while reading: read once more when done.
+        var again = false
+    }
+    private let tail = Mutex(Tail())
+    /// Largest read of new messages from a shared store.
+    static let tailPage = 2000
     /// Frames are encoded by one commit's completion at a time; the lock only makes that visible.
     private let encoder = Mutex(FrameEncoder())
     private let hub: Hub
@@ -43,6 +57,7 @@ final class GroupCommitter: Sendable {
 
     init(store: any ChatStore, hub: Hub, history: HistoryCache, metrics: ServerMetrics, logger: Logger) {
         self.store = store
+        self.shared = store as? any SharedChatStore
         self.hub = hub
         self.history = history
         self.metrics = metrics
@@ -96,6 +111,14 @@ final class GroupCommitter: Sendable {
     /// Runs until `stop()`, then until everything submitted is answered. Commits are driven by
     /// `submit` and by the store's completions, with no task of their own in between.
     func run() async {
+        var watch: Task<Void, Never>?
+        if let shared {
+            // Live from now: what is already stored is history.
+            let last = (try? await store.lastMessageID()) ?? 0
+            tail.withLock { $0.cursor = last }
+            watch = shared.watch { [weak self] in self?.readFromStore() }
+        }
+        defer { watch?.cancel() }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let stopped = state.withLock { s -> Bool in
                 if s.stopped { return true }
@@ -164,8 +187,13 @@ final class GroupCommitter: Sendable {
                 let duplicates = outcomes.count - fresh.count
                 if duplicates > 0 { metrics.duplicates.increment(by: Int64(duplicates)) }
                 metrics.messagesStored.increment(by: Int64(fresh.count))
-                history.append(fresh)
-                hub.publish(fresh: fresh, origins: batch.origins, outcomes: outcomes, encoder: &encoder)
+                if shared == nil {
+                    history.append(fresh)
+                    hub.publish(fresh: fresh, origins: batch.origins, outcomes: outcomes, encoder: &encoder)
+                } else {
+                    // Acks now; the messages reach listeners in the store's order (readFromStore).
+                    hub.publish(fresh: [], origins: batch.origins, outcomes: outcomes, encoder: &encoder)
+                }
             case .failure:
                 // What waits behind a failed batch fails too: stored after it (the store may well work again
                 // by then), it would overtake the failed messages its senders are about to send again.
@@ -176,6 +204,56 @@ final class GroupCommitter: Sendable {
                 }
                 hub.publish(fresh: [], origins: batch.origins + waiting.origins, outcomes: nil, encoder: &encoder)
             }
+        }
+        if shared != nil, case .success = result { readFromStore() }
+    }
+
+    /// Delivers what servers sharing the store committed after the last message delivered: in id
+    /// order, which is commit order there, so each conversation's seqs arrive in order and none is
+    /// skipped. Called on every notification and after this server's own commits.
+    private func readFromStore() {
+        let start = tail.withLock { t -> Bool in
+            if t.reading {
+                t.again = true
+                return false
+            }
+            t.reading = true
+            return true
+        }
+        if start { Task { await self.readTail() } }
+    }
+
+    private func readTail() async {
+        while true {
+            let cursor = tail.withLock { $0.cursor }
+            do {
+                let rows = try await store.messages(afterID: cursor, limit: Self.tailPage)
+                if let last = rows.last {
+                    tail.withLock { $0.cursor = last.id }
+                    encoder.withLock { encoder in
+                        history.append(rows)
+                        hub.publish(fresh: rows, origins: [], outcomes: [], encoder: &encoder)
+                    }
+                    if rows.count == Self.tailPage { continue }
+                }
+            } catch {
+                if state.withLock({ $0.stopped }) {
+                    tail.withLock { $0.reading = false }
+                    return
+                }
+                logger.warning("cannot read new messages from the store (\(error)); trying again")
+                try? await Task.sleep(for: .milliseconds(500))
+                continue
+            }
+            let more = tail.withLock { t -> Bool in
+                if t.again {
+                    t.again = false
+                    return true
+                }
+                t.reading = false
+                return false
+            }
+            if !more { return }
         }
     }
 

@@ -55,6 +55,8 @@ public protocol ChatStore: Sendable {
     func lastMessages(in conversation: ConversationKey, count: Int) async throws -> [StoredMessage]
     /// Messages of every direct conversation of `user` with `id > afterID`, in id order, at most `limit`.
     func directMessages(of user: String, afterID: Int64, limit: Int) async throws -> [StoredMessage]
+    /// Messages of every conversation with `id > afterID`, in id order, at most `limit`.
+    func messages(afterID: Int64, limit: Int) async throws -> [StoredMessage]
     /// The largest message id stored (0 when none).
     func lastMessageID() async throws -> Int64
     /// The conversations `user` may read that hold messages (every room, their direct ones), the most
@@ -63,6 +65,14 @@ public protocol ChatStore: Sendable {
 
     /// Releases the store's connections.
     func close() async throws
+}
+
+/// A store that several servers write at once (PostgreSQL): each must hear of the others' messages.
+/// Message ids become visible in increasing order, so "after the last id seen" misses nothing.
+public protocol SharedChatStore: ChatStore {
+    /// Calls `onChange` after messages were committed by any server, and once after each (re)connection
+    /// of the watch (something may have been missed meanwhile), until the returned task is cancelled.
+    func watch(_ onChange: @escaping @Sendable () -> Void) -> Task<Void, Never>
 }
 
 extension ChatStore {

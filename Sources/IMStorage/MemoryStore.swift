@@ -265,6 +265,13 @@ public final class MemoryStore: ChatStore {
         }
     }
 
+    public func messages(afterID: Int64, limit: Int) async throws -> [StoredMessage] {
+        state.withLock { s in
+            let found = s.conversations.values.flatMap { $0.messages.filter { $0.id > afterID } }
+            return Array(found.sorted { $0.id < $1.id }.prefix(max(limit, 0)))
+        }
+    }
+
     public func lastMessageID() async throws -> Int64 {
         state.withLock { $0.lastMessageID }
     }

@@ -14,7 +14,7 @@ import PostgresNIO
 ///   reader resuming "after id N" (`@*`, and a node catching up) therefore never skips a message that
 ///   commits late. Group commit on each node keeps that lock to one transaction per batch.
 /// - A resend is caught by the unique (sender, client id) key, whichever node it arrives on.
-public final class PostgresStore: ChatStore {
+public final class PostgresStore: SharedChatStore {
     private let client: PostgresClient
     private let runner: Task<Void, Never>
     private let logger: Logger
@@ -115,61 +115,6 @@ public final class PostgresStore: ChatStore {
             throw StorageError.backend(Self.describe(error.closureError ?? error.commitError ?? error.beginError ?? error))
         } catch {
             throw StorageError.backend(Self.describe(error))
-        }
-    }
-
-    /// A server's hold on the database (a session advisory lock on a connection of its own), so that a
-    /// second `serve` on it is refused: nodes do not yet deliver each other's messages, so a listener on
-    /// one would not hear a sender on another.
-    public final class ServerClaim: Sendable {
-        public struct Held: Error, CustomStringConvertible {
-            public var description: String {
-                "another imctl serve is running on this PostgreSQL database; this build runs one server per store"
-            }
-        }
-
-        private let holder: Task<Void, Never>
-
-        fileprivate init(holder: Task<Void, Never>) {
-            self.holder = holder
-        }
-
-        public func release() {
-            holder.cancel()
-        }
-    }
-
-    /// Claims the database for one server; throws `ServerClaim.Held` if another server has it.
-    public func claimServer() async throws -> ServerClaim {
-        let (answers, answer) = AsyncStream.makeStream(of: Result<Bool, any Error>.self)
-        let key = Self.appendLock + 2
-        let logger = self.logger
-        let holder = Task { [client] in
-            do {
-                try await client.withConnection { c in
-                    var got = false
-                    for try await v in try await c.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).decode(Bool.self) { got = v }
-                    answer.yield(.success(got))
-                    guard got else { return }
-                    // Held until released (or the connection goes, which releases it too).
-                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
-                    _ = try? await c.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
-                }
-            } catch {
-                answer.yield(.failure(error))
-            }
-        }
-        var iterator = answers.makeAsyncIterator()
-        switch await iterator.next() {
-        case .success(true):
-            return ServerClaim(holder: holder)
-        case .success(false):
-            holder.cancel()
-            throw ServerClaim.Held()
-        case .failure(let error):
-            throw StorageError.backend(Self.describe(error))
-        case nil:
-            throw StorageError.backend("could not claim the database")
         }
     }
 
@@ -512,6 +457,8 @@ public final class PostgresStore: ChatStore {
             }
             if !fresh.isEmpty {
                 for m in try await self.insert(fresh, on: c) { stored[SentKey(sender: m.sender, clientID: m.clientID)] = m }
+                // Delivered when the transaction commits, to every server listening (this one too).
+                try await c.query("NOTIFY \(unescaped: Self.channel)", logger: self.logger)
             }
             var firstSeen = Set<SentKey>()
             return batch.map { m in
@@ -606,6 +553,40 @@ public final class PostgresStore: ChatStore {
             SELECT \(unescaped: Self.messageColumns) FROM messages m JOIN conversations c ON c.id = m.conv_id
             WHERE (c.member_a = \(user) OR c.member_b = \(user)) AND m.id > \(afterID) ORDER BY m.id LIMIT \(limit)
             """)
+    }
+
+    public func messages(afterID: Int64, limit: Int) async throws -> [StoredMessage] {
+        try await messages(
+            """
+            SELECT \(unescaped: Self.messageColumns) FROM messages m JOIN conversations c ON c.id = m.conv_id
+            WHERE m.id > \(afterID) ORDER BY m.id LIMIT \(limit)
+            """)
+    }
+
+    /// The channel each append transaction notifies when it commits messages.
+    static let channel = "imctl_messages"
+
+    public func watch(_ onChange: @escaping @Sendable () -> Void) -> Task<Void, Never> {
+        let logger = self.logger
+        return Task { [client] in
+            while !Task.isCancelled {
+                do {
+                    try await client.withConnection { c in
+                        try await c.listen(on: Self.channel) { notifications in
+                            // Listening now: whatever was committed before is read by this first call.
+                            onChange()
+                            for try await _ in notifications { onChange() }
+                        }
+                    }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.warning("lost the PostgreSQL notifications (\(Self.describe(error))); listening again in 1 s")
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 
     public func lastMessageID() async throws -> Int64 {

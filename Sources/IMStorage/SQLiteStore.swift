@@ -361,6 +361,15 @@ public final class SQLiteStore: ChatStore {
         }
     }
 
+    public func messages(afterID: Int64, limit: Int) async throws -> [StoredMessage] {
+        try await reader.query(
+            """
+            SELECT \(Self.messageColumns) FROM messages m JOIN conversations c ON c.id = m.conv_id
+            WHERE m.id > ? ORDER BY m.id LIMIT ?
+            """, [.integer(Int(afterID)), .integer(limit)]
+        ).map(Self.storedMessage)
+    }
+
     public func lastMessageID() async throws -> Int64 {
         Int64(try await reader.query("SELECT COALESCE(MAX(id), 0) AS id FROM messages").first?.column("id")?.integer ?? 0)
     }

@@ -72,18 +72,8 @@ extension IMCtl {
                     }
                 }
                 defer { lock?.release() }
+                // On PostgreSQL any number of servers share the store (they hear of each other's messages).
                 let db = try await store.open()
-                // One server per PostgreSQL database too, until nodes deliver each other's messages.
-                var claim: PostgresStore.ServerClaim?
-                if let pg = db as? PostgresStore {
-                    do {
-                        claim = try await pg.claimServer()
-                    } catch let e as PostgresStore.ServerClaim.Held {
-                        try? await db.close()
-                        throw CommandFailure.failure("\(e)")
-                    }
-                }
-                defer { claim?.release() }
                 if try await !db.hasUsers() {
                     let flag = store.database.map { " --database \($0)" } ?? ""
                     Output.error("the store at \(path) has no users yet; create the first one with:\n"

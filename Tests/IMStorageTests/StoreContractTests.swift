@@ -278,6 +278,11 @@ func withStore<T>(_ kind: StoreKind, _ body: (any ChatStore) async throws -> T) 
             let first = try await store.directMessages(of: "bob", afterID: 0, limit: 3)
             #expect(first.map(\.clientID) == ["1", "3", "5"])
             #expect(try await store.directMessages(of: "bob", afterID: first.last!.id, limit: 3).map(\.clientID) == ["7", "9"])
+            // Every conversation, in id order (how servers sharing a store hear of each other's messages).
+            let all = try await store.messages(afterID: 0, limit: 100)
+            #expect(all.map(\.clientID) == (1...10).map { "\($0)" })
+            #expect(try await store.messages(afterID: all[6].id, limit: 2).map(\.clientID) == ["8", "9"])
+            #expect(try await store.messages(afterID: all[9].id, limit: 2).isEmpty)
         }
     }
 

@@ -2,19 +2,19 @@ import Foundation
 import IMTestSupport
 import Testing
 
-/// The built binary on PostgreSQL, as an operator would run it: `--database postgres://…` for `serve` and
-/// local `users`; users, tokens, two-factor sign-in and revocation work as on SQLite.
+/// The built binary on PostgreSQL, as an operator would run it: `--database postgres://…` for `serve` (two
+/// nodes) and local `users`; users, tokens, two-factor sign-in and revocation work as on SQLite.
 @Suite(.enabled(if: !TestPostgres.skipped), .timeLimit(.minutes(3))) struct PostgresTests {
     @Test func serveAndUsersRunOnPostgreSQL() async throws {
         let url = try TestPostgres.database()
         try await withSandbox(database: url) { sb in
             try await sb.addUser("root", admin: true)
             let tokens = try await sb.users("alice", "bob")
+            // Two nodes on one database: a listener on B hears what is sent through A (the default server).
+            let nodeB = try await sb.startServer()
             try await sb.startServer()
-
-            // A second server on the same database is refused (nodes do not yet deliver each other's messages).
-            let second = try await sb.imctl(["serve", "--port", "0", "--database", url], timeout: .seconds(20))
-            #expect(second.status == 1 && second.err.contains("another imctl serve"), "\(second)")
+            let listenerOnB = try sb.spawn(["listen", "general", "-n", "4", "--json", "--server", nodeB.url], env: ["IMCTL_TOKEN": tokens["bob"]!])
+            try await Task.sleep(for: .milliseconds(500))   // signed in and subscribed
 
             let listener = try sb.spawn(["listen", "general", "--since", "0", "-n", "4", "--json"], env: ["IMCTL_TOKEN": tokens["bob"]!])
             let one = try await sb.imctl(["send", "general", "one", "--json"], env: ["IMCTL_TOKEN": tokens["alice"]!])
@@ -28,6 +28,8 @@ import Testing
                 (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["body"] as? String
             }
             #expect(bodies == ["one", "two", "three", "nul \u{0} inside"])
+            let onB = await listenerOnB.finish(timeout: .seconds(20))
+            #expect(onB.status == 0 && onB.out == heard.out, "node B: \(onB)")
 
             // A direct message, and the conversation list, from the store.
             #expect(try await sb.imctl(["send", "@bob", "psst"], env: ["IMCTL_TOKEN": tokens["alice"]!]).status == 0)
