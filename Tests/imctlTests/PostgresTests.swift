@@ -60,6 +60,62 @@ import Testing
         }
     }
 
+    /// The shipped `deploy/nginx.conf` in front of two nodes (only the addresses changed): listeners
+    /// connected through it land on both nodes and each gets every message, once, in order.
+    @Test func throughNginxListenersOnTwoNodesGetEveryMessageInOrder() async throws {
+        let nginx = "/usr/sbin/nginx"
+        try #require(FileManager.default.isExecutableFile(atPath: nginx), "nginx is not installed (apt-get install nginx-light)")
+        let url = try TestPostgres.database()
+        try await withSandbox(database: url) { sb in
+            let tokens = try await sb.users("alice", "bob")
+            let a = try await sb.startServer()
+            let b = try await sb.startServer()
+            let port = try freePort()
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            var conf = try String(contentsOf: root.appendingPathComponent("deploy/nginx.conf"), encoding: .utf8)
+            for (from, to) in [("127.0.0.1:7700", "127.0.0.1:\(a.port)"), ("127.0.0.1:7701", "127.0.0.1:\(b.port)"),
+                               ("listen 8080;", "listen 127.0.0.1:\(port);"), ("worker_processes auto;", "worker_processes 1;")] {
+                try #require(conf.contains(from), "deploy/nginx.conf has no '\(from)'")
+                conf = conf.replacingOccurrences(of: from, with: to)
+            }
+            let confPath = sb.dir.appendingPathComponent("nginx.conf").path
+            try conf.write(toFile: confPath, atomically: true, encoding: .utf8)
+            let proxy = try Child(executable: URL(fileURLWithPath: nginx),
+                                  ["-c", confPath, "-p", sb.dir.path, "-e", sb.dir.appendingPathComponent("nginx.err").path,
+                                   "-g", "daemon off; pid \(sb.dir.path)/nginx.pid;"], env: sb.environment())
+            defer { proxy.signal(SIGTERM) }
+            let front = "ws://127.0.0.1:\(port)"
+            // Up when it answers the health check through to a node.
+            var up = false
+            for _ in 0..<100 where !up {
+                up = (try? await httpGet("http://127.0.0.1:\(port)/healthz").contains("ok")) ?? false
+                if !up { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try #require(up, "nginx did not come up: \(proxy.err)")
+
+            let listeners = try (0..<4).map { _ in
+                try sb.spawn(["listen", "general", "-n", "50", "--server", front], env: ["IMCTL_TOKEN": tokens["bob"]!])
+            }
+            // Spread over both nodes (least_conn), each signed in and subscribed.
+            var spread = false
+            for _ in 0..<100 where !spread {
+                let counts = try await [a, b].asyncMap { node in try await connections(of: "http://127.0.0.1:\(node.port)") }
+                spread = counts.allSatisfy { $0 >= 1 } && counts.reduce(0, +) >= 4
+                if !spread { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(spread, "listeners not spread over both nodes")
+            try await Task.sleep(for: .milliseconds(300))
+            let sent = try await sb.imctl(["send", "general", "--lines", "--server", front],
+                                          stdin: Data((1...50).map { "m\($0)\n" }.joined().utf8), env: ["IMCTL_TOKEN": tokens["alice"]!])
+            #expect(sent.status == 0, "\(sent)")
+            for listener in listeners {
+                let heard = await listener.finish(timeout: .seconds(20))
+                let bodies = heard.out.split(separator: "\n").map { $0.split(separator: " ").last.map(String.init) ?? "" }
+                #expect(bodies == (1...50).map { "m\($0)" }, "\(heard)")
+            }
+        }
+    }
+
     /// RFC 6238 with Python's standard library: the current 6-digit code of a base32 secret.
     static let totp = """
         import base64, hmac, struct, sys, time
@@ -68,4 +124,29 @@ import Testing
         o = mac[-1] & 15
         print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000), end="")
         """
+}
+
+/// The body of an HTTP GET (Python's urllib: Foundation reads no http:// URLs without FoundationNetworking).
+func httpGet(_ url: String) async throws -> String {
+    let get = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())"
+    let child = try Child(executable: URL(fileURLWithPath: "/usr/bin/python3"), ["-c", get, url], env: ProcessInfo.processInfo.environment)
+    let result = await child.finish(timeout: .seconds(10))
+    guard result.status == 0 else { throw TestError("GET \(url): \(result.err)") }
+    return result.out
+}
+
+/// Open WebSocket connections of a node, from its /metrics.
+func connections(of base: String) async throws -> Int {
+    let metrics = try await httpGet(base + "/metrics")
+    guard let line = metrics.split(separator: "\n").first(where: { $0.hasPrefix("imctl_connections ") }),
+          let value = Double(line.split(separator: " ").last ?? "") else { return 0 }
+    return Int(value)
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for e in self { out.append(try await transform(e)) }
+        return out
+    }
 }
