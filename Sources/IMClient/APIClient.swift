@@ -12,8 +12,9 @@ public struct APIClient: Sendable {
     /// A PEM file of CA certificates to trust for `https://`, instead of the system's.
     public let caCertificatePath: String?
 
+    /// - Parameter server: a server URL; of several (comma-separated), the first.
     public init(server: String, token: String?, caCertificatePath: String? = nil) {
-        self.base = ClientConfiguration.httpBase(of: server)
+        self.base = ClientConfiguration.httpBase(of: ClientConfiguration(server: server, token: "").aimed(at: 0).server)
         self.token = token
         self.caCertificatePath = caCertificatePath
     }

@@ -34,6 +34,21 @@ public struct ClientConfiguration: Sendable {
     /// small enough that a resend after a reconnect is quick.
     public static let sendWindow = 4096
 
+    /// The servers `server` names: one URL, or several separated by commas (nodes of one service; a
+    /// client moves on to the next when one cannot be reached).
+    public var servers: [String] {
+        server.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// This configuration with `server` set to the `index`th of `servers` (counting round).
+    public func aimed(at index: Int) -> ClientConfiguration {
+        let list = servers
+        guard list.count > 1 else { return self }
+        var c = self
+        c.server = list[index % list.count]
+        return c
+    }
+
     /// The WebSocket URL of the server.
     public var webSocketURL: String {
         var url = server

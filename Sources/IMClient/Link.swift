@@ -69,13 +69,26 @@ enum Link {
                                 outcome: (_ reconnects: Int) throws -> T?, detail: () -> String = { "" }) async throws -> T {
         var plan = ReconnectPlan(maxBackoff: configuration.maxBackoff, window: configuration.reconnectWindow)
         var reconnects = 0
+        // Several servers: one that cannot be reached (or is lost) hands over to the next.
+        let servers = max(configuration.servers.count, 1)
+        var index = 0
+        var firstFailures = 0
         while true {
             do {
-                try await run(configuration, logger: logger, session: session)
+                try await run(configuration.aimed(at: index), logger: logger, session: session)
                 plan.connected()
             } catch let error as ClientError {
-                if error.kind != .unreachable || !plan.everConnected { throw error }
+                guard error.kind == .unreachable else { throw error }
+                if !plan.everConnected {
+                    // The first connection: every server is tried once before this is an error.
+                    firstFailures += 1
+                    if firstFailures >= servers { throw error }
+                    logger.warning("\(error.message); trying \(configuration.aimed(at: index + 1).server)")
+                    index += 1
+                    continue
+                }
             }
+            if servers > 1 { index += 1 }
             if let result = try outcome(reconnects) { return result }
             guard configuration.reconnect else {
                 throw ClientError(.unreachable, "lost the connection to \(configuration.server)\(detail())")

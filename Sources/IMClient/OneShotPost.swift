@@ -21,6 +21,8 @@ public enum OneShotPost {
     /// whose socket is the standard `/v1/ws` (so `/v1/messages` is the same server). Nil otherwise
     /// (TLS, a custom path behind a proxy): those take the full path.
     public static func endpoint(of configuration: ClientConfiguration) -> (host: String, port: Int)? {
+        // Of several servers, the first (the WebSocket path goes on to the others when it cannot be reached).
+        let configuration = configuration.aimed(at: 0)
         guard !configuration.usesTLS else { return nil }
         let url = configuration.webSocketURL
         guard url.hasPrefix("ws://"), url.hasSuffix("/v1/ws") else { return nil }

@@ -26,7 +26,9 @@ struct CredentialsFile: Codable {
 
     /// The key a server URL is stored under: its HTTP base, so `ws://h:p` and `http://h:p/` meet.
     static func key(_ server: String) -> String {
-        var base = ClientConfiguration.httpBase(of: server)
+        // Several servers of one service (`ws://a,ws://b`) share the first one's login.
+        let first = server.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? server
+        var base = ClientConfiguration.httpBase(of: first)
         while base.hasSuffix("/") { base.removeLast() }
         return base
     }

@@ -114,3 +114,16 @@ import Testing
         }
     }
 }
+
+@Suite struct ServerListTests {
+    @Test func aListOfServersIsTakenInTurn() {
+        let c = ClientConfiguration(server: "ws://a:1, ws://b:2,,ws://c:3", token: "t")
+        #expect(c.servers == ["ws://a:1", "ws://b:2", "ws://c:3"])
+        #expect((0..<5).map { c.aimed(at: $0).server } == ["ws://a:1", "ws://b:2", "ws://c:3", "ws://a:1", "ws://b:2"])
+        #expect(c.aimed(at: 1).webSocketURL == "ws://b:2/v1/ws")
+        let one = ClientConfiguration(server: "ws://a:1", token: "t")
+        #expect(one.aimed(at: 3).server == "ws://a:1")
+        #expect(OneShotPost.endpoint(of: c)?.host == "a")
+        #expect(APIClient(server: "ws://a:1,ws://b:2", token: nil).base == "http://a:1")
+    }
+}

@@ -116,6 +116,44 @@ import Testing
         }
     }
 
+    /// `kill -9` of node A: every message it acked is readable from node B, and a listener given both
+    /// (`--server A,B`) moves to B and resumes with nothing lost or doubled; a sender given both gets
+    /// through B.
+    @Test func whenANodeDiesItsClientsMoveOnAndNothingAckedIsLost() async throws {
+        let url = try TestPostgres.database()
+        try await withSandbox(database: url) { sb in
+            let tokens = try await sb.users("alice", "bob")
+            let b = try await sb.startServer()
+            let a = try await sb.startServer()
+            let both = "\(a.url),\(b.url)"
+            let listener = try sb.spawn(["listen", "general", "--since", "0", "-n", "20", "--json", "--server", both],
+                                        env: ["IMCTL_TOKEN": tokens["bob"]!])
+            try await Task.sleep(for: .milliseconds(500))
+            let first = try await sb.imctl(["send", "general", "--lines", "--json", "--server", a.url],
+                                           stdin: Data((1...10).map { "m\($0)\n" }.joined().utf8), env: ["IMCTL_TOKEN": tokens["alice"]!])
+            #expect(first.status == 0 && first.out.split(separator: "\n").count == 10, "\(first)")
+            #expect(await listener.waitForLines(10, timeout: .seconds(20)), "\(listener.out)")
+
+            a.child?.kill9()
+            _ = await a.child?.waitExit(timeout: .seconds(10))
+            let fromB = try await sb.imctl(["listen", "general", "--since", "0", "-n", "10", "--server", b.url],
+                                           env: ["IMCTL_TOKEN": tokens["bob"]!])
+            let readFromB: [String] = fromB.out.split(separator: "\n").map { line in String(line.split(separator: " ").last ?? "") }
+            let expected: [String] = (1...10).map { "m\($0)" }
+            #expect(readFromB == expected, "acked on A, read from B: \(fromB)")
+            for i in 11...20 {
+                let sent = try await sb.imctl(["send", "general", "m\(i)", "--server", both], env: ["IMCTL_TOKEN": tokens["alice"]!])
+                #expect(sent.status == 0, "\(sent)")
+            }
+            let heard = await listener.finish(timeout: .seconds(30))
+            #expect(heard.status == 0, "\(heard)")
+            let seqs = heard.out.split(separator: "\n").compactMap { line -> Int? in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["seq"] as? Int
+            }
+            #expect(seqs == Array(1...20), "\(heard)")
+        }
+    }
+
     /// RFC 6238 with Python's standard library: the current 6-digit code of a base32 secret.
     static let totp = """
         import base64, hmac, struct, sys, time
