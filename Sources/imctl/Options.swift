@@ -31,8 +31,9 @@ struct TokenOption: ParsableArguments {
 /// in-process server) mean something else and keep their own `--server`, with the same `--token` and
 /// `--cacert`.
 struct ServerOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Server URL (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).",
-                                            valueName: "url"))
+    @Option(name: .long, help: ArgumentHelp(
+        "Server URL, or several comma-separated (nodes of one service, tried in turn) (default: $IMCTL_SERVER, else the last one signed in to, else ws://127.0.0.1:7700).",
+        valueName: "url"))
     var server: String?
 
     @OptionGroup var tls: CACertOption
