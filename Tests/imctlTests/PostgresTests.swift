@@ -163,6 +163,32 @@ import Testing
         }
     }
 
+    /// A node that loses its LISTEN connection (here: PostgreSQL ends it) catches up from the store when
+    /// it listens again: its listeners still get every message once, in order.
+    @Test func aNodeThatLosesItsNotificationsCatchesUp() async throws {
+        let url = try TestPostgres.database()
+        try await withSandbox(database: url) { sb in
+            let tokens = try await sb.users("alice", "bob")
+            let b = try await sb.startServer()
+            let a = try await sb.startServer()
+            let listener = try sb.spawn(["listen", "general", "-n", "10", "--json", "--server", b.url], env: ["IMCTL_TOKEN": tokens["bob"]!])
+            try await Task.sleep(for: .milliseconds(500))
+            let terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'"
+            let psql = try Child(executable: URL(fileURLWithPath: "/usr/bin/psql"), [url, "-qtAc", terminate], env: sb.environment())
+            let ended = await psql.finish(timeout: .seconds(10))
+            #expect(ended.status == 0 && (Int(ended.out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 2, "\(ended)")
+            // Sent through A while B is not listening.
+            let sent = try await sb.imctl(["send", "general", "--lines", "--server", a.url], stdin: Data((1...10).map { "m\($0)\n" }.joined().utf8),
+                                          env: ["IMCTL_TOKEN": tokens["alice"]!])
+            #expect(sent.status == 0, "\(sent)")
+            let heard = await listener.finish(timeout: .seconds(20))
+            let seqs = heard.out.split(separator: "\n").compactMap { line -> Int? in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["seq"] as? Int
+            }
+            #expect(seqs == Array(1...10), "\(heard)")
+        }
+    }
+
     /// `kill -9` of node A: every message it acked is readable from node B, and a listener given both
     /// (`--server A,B`) moves to B and resumes with nothing lost or doubled; a sender given both gets
     /// through B.
