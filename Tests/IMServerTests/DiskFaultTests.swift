@@ -46,7 +46,7 @@ struct SmallDisk {
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: SmallDisk.available, "needs root and mount (a tmpfs to fill)"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: SmallDisk.available, "needs root and mount (a tmpfs to fill)"))
 struct DiskFaultTests {
     /// Sends one message at a time on a raw connection; returns the ack or the error code.
     static func send(_ ws: inout RawWebSocket, id: String, body: String) async throws -> Result<Ack, WireError> {

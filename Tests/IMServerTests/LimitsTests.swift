@@ -8,7 +8,7 @@ import NIOPosix
 import Testing
 
 /// Every resource has a bound, and hitting it gets a clear answer, not a crash or silent loss.
-@Suite(.timeLimit(.minutes(3))) struct LimitsTests {
+@Suite(.timeLimit(.minutes(10))) struct LimitsTests {
     static func auth(_ token: String) -> String { ClientFrame.auth(token: token).encoded() }
 
     /// Sends over the connection's rate get `rate_limited` with their id and are not stored; `imctl`'s

@@ -69,7 +69,7 @@ private func blockingHTTP(port: Int, method: String, path: String, body: String,
     }
 }
 
-@Suite(.timeLimit(.minutes(5))) struct LoginHardeningTests {
+@Suite(.timeLimit(.minutes(10))) struct LoginHardeningTests {
     static func login(_ user: String, _ password: String, ttl: Int? = nil) -> String {
         #"{"user":"\#(user)","password":"\#(password)"\#(ttl.map { #","ttl_seconds":\#($0)"# } ?? "")}"#
     }

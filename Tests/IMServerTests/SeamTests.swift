@@ -10,7 +10,7 @@ import Testing
 /// The replay/live seam under load, checked on the server's own frames (no client-side de-duplication
 /// to hide a duplicate): readers that subscribe while a stream is being committed, from the store or from
 /// the history cache, each get every message after their start once, in order.
-@Suite(.timeLimit(.minutes(3))) struct SeamTests {
+@Suite(.timeLimit(.minutes(10))) struct SeamTests {
     @Test(arguments: [0, ServerConfiguration.historyCacheBytes])
     func readersJoiningMidStreamSeeEveryMessageOnce(historyCacheBytes: Int) async throws {
         try await withServer(historyCacheBytes: historyCacheBytes) { server in

@@ -7,7 +7,7 @@ import Testing
 ///
 /// Needs Debian's `chromium` and `chromium-driver` and Selenium in a virtualenv (`.ci/run` installs
 /// them; the README says how). `IMCTL_SKIP_BROWSER=1` skips it on a machine without a browser.
-@Suite(.timeLimit(.minutes(5)), .enabled(if: ProcessInfo.processInfo.environment["IMCTL_SKIP_BROWSER"] != "1"))
+@Suite(.timeLimit(.minutes(10)), .enabled(if: ProcessInfo.processInfo.environment["IMCTL_SKIP_BROWSER"] != "1"))
 struct BrowserTests {
     static let python = ProcessInfo.processInfo.environment["IMCTL_BROWSER_PYTHON"] ?? "/opt/imctl-browser/bin/python"
 

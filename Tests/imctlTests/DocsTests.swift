@@ -3,7 +3,7 @@ import Testing
 
 /// completions/ and man/imctl.1 are generated from the command definitions (scripts/gen-docs.py) and
 /// committed: they must match what the built binary describes, render, and complete.
-@Suite(.timeLimit(.minutes(5))) struct DocsTests {
+@Suite(.timeLimit(.minutes(10))) struct DocsTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static func run(_ tool: String, _ arguments: [String], env: [String: String] = [:]) async throws -> ProcResult {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The hardening a user meets through the built binary: terminals, a second server, client ids.
-@Suite(.timeLimit(.minutes(3))) struct HardeningTests {
+@Suite(.timeLimit(.minutes(10))) struct HardeningTests {
     /// A message cannot drive the reader's terminal: text and --format write control characters out;
     /// --json carries the body exactly.
     @Test func listenOutputCannotDriveATerminal() async throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// The built binary on PostgreSQL, as an operator would run it: `--database postgres://…` for `serve` (two
 /// nodes) and local `users`; users, tokens, two-factor sign-in and revocation work as on SQLite.
-@Suite(.enabled(if: !TestPostgres.skipped), .timeLimit(.minutes(3))) struct PostgresTests {
+@Suite(.enabled(if: !TestPostgres.skipped), .timeLimit(.minutes(10))) struct PostgresTests {
     @Test func serveAndUsersRunOnPostgreSQL() async throws {
         let url = try TestPostgres.database()
         try await withSandbox(database: url) { sb in

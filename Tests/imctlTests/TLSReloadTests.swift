@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Certificates rotate without a restart: `serve` loads the pair again on SIGHUP.
-@Suite(.timeLimit(.minutes(3))) struct TLSReloadTests {
+@Suite(.timeLimit(.minutes(10))) struct TLSReloadTests {
     /// Runs a program to the end (on a thread of its own); returns its exit status and stdout.
     static func run(_ arguments: [String], stdin: String = "") async throws -> (Int32, String) {
         try await onOwnThread { try runBlocking(arguments, stdin: stdin) }

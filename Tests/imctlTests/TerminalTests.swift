@@ -3,7 +3,7 @@ import Testing
 
 /// Terminal manners: colour and progress for a person at a terminal, never in a pipe, with NO_COLOR
 /// set, with TERM=dumb or in --json. The terminal is a real pseudo-terminal (Python's `pty`).
-@Suite(.timeLimit(.minutes(5))) struct TerminalTests {
+@Suite(.timeLimit(.minutes(10))) struct TerminalTests {
     /// Runs argv[1:] on a new pseudo-terminal (stdin, stdout and stderr) and copies what it writes to
     /// our stdout, byte for byte; exits with its status.
     static let ptyRunner = """
