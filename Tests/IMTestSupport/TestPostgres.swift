@@ -61,7 +61,7 @@ public enum TestPostgres {
             }
         }
         try asPostgres("initdb", ["-D", dir + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
-        let port = try freePort()
+        let port = try freeLoopbackPort()
         let options = "-c listen_addresses=127.0.0.1 -p \(port) -k \(dir) -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             + "-c max_connections=200"
         try asPostgres("pg_ctl", ["-D", dir + "/data", "-o", options, "-l", dir + "/log", "-w", "-t", "30", "start"])
@@ -76,20 +76,6 @@ public enum TestPostgres {
     }
 
     nonisolated(unsafe) private static var stopCommand: (Bool, String, String)?
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { throw Unavailable(description: "no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 
     /// Runs `tool` and waits for it (posix_spawn and waitpid: Foundation's Process did not always see
     /// `runuser` exit here). Output goes to a file, not a pipe: the server `pg_ctl start` leaves running
@@ -119,4 +105,20 @@ public enum TestPostgres {
         }
         return text
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed).
+public func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestPostgres.Unavailable(description: "socket failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard ok else { throw TestPostgres.Unavailable(description: "no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

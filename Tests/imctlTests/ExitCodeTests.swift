@@ -1,4 +1,5 @@
 import Foundation
+import IMTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -57,7 +58,7 @@ import Glibc
     @Test func anUnreachableServerExits69() async throws {
         try await withSandbox { sb in
             // A port that nothing listens on: bind one, note it, close it.
-            let port = try freePort()
+            let port = try freeLoopbackPort()
             let r = try await sb.imctl("send", "lobby", "hi", "--server", "ws://127.0.0.1:\(port)", "--token", "imt_whatever")
             #expect(r.status == 69, "\(r)")
             #expect(r.err.contains("127.0.0.1:\(port)"), "\(r.err)")
@@ -119,23 +120,3 @@ import Glibc
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed).
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestError("socket failed") }
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let bound = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard bound == 0 else { throw TestError("bind failed") }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let named = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-    }
-    guard named == 0 else { throw TestError("getsockname failed") }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}

@@ -24,9 +24,7 @@ import Testing
             #expect(lines.status == 0, "\(lines)")
             let heard = await listener.finish(timeout: .seconds(20))
             #expect(heard.status == 0, "\(heard)")
-            let bodies = heard.out.split(separator: "\n").compactMap { line -> String? in
-                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["body"] as? String
-            }
+            let bodies = try heard.jsonLines().compactMap { $0["body"] as? String }
             #expect(bodies == ["one", "two", "three", "nul \u{0} inside"])
             let onB = await listenerOnB.finish(timeout: .seconds(20))
             #expect(onB.status == 0 && onB.out == heard.out, "node B: \(onB)")
@@ -70,7 +68,7 @@ import Testing
             let tokens = try await sb.users("alice", "bob")
             let a = try await sb.startServer()
             let b = try await sb.startServer()
-            let port = try freePort()
+            let port = try freeLoopbackPort()
             let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             var conf = try String(contentsOf: root.appendingPathComponent("deploy/nginx.conf"), encoding: .utf8)
             for (from, to) in [("127.0.0.1:7700", "127.0.0.1:\(a.port)"), ("127.0.0.1:7701", "127.0.0.1:\(b.port)"),
@@ -133,9 +131,8 @@ import Testing
             #expect(ra.status == 0 && rb.status == 0, "\(ra) \(rb)")
             let all = try await sb.imctl(["listen", "general", "--since", "0", "-n", "4000", "--json", "--server", b.url],
                                          env: ["IMCTL_TOKEN": tokens["bob"]!], timeout: .seconds(60))
-            let rows = all.out.split(separator: "\n").compactMap { line -> (seq: Int, from: String, body: String)? in
-                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let seq = o["seq"] as? Int, let from = o["from"] as? String, let body = o["body"] as? String else { return nil }
+            let rows = try all.jsonLines().compactMap { o -> (seq: Int, from: String, body: String)? in
+                guard let seq = o["seq"] as? Int, let from = o["from"] as? String, let body = o["body"] as? String else { return nil }
                 return (seq, from, body)
             }
             #expect(rows.map(\.seq) == Array(1...4000))
@@ -182,9 +179,7 @@ import Testing
                                           env: ["IMCTL_TOKEN": tokens["alice"]!])
             #expect(sent.status == 0, "\(sent)")
             let heard = await listener.finish(timeout: .seconds(20))
-            let seqs = heard.out.split(separator: "\n").compactMap { line -> Int? in
-                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["seq"] as? Int
-            }
+            let seqs = try heard.jsonLines().compactMap { $0["seq"] as? Int }
             #expect(seqs == Array(1...10), "\(heard)")
         }
     }
@@ -220,9 +215,7 @@ import Testing
             }
             let heard = await listener.finish(timeout: .seconds(30))
             #expect(heard.status == 0, "\(heard)")
-            let seqs = heard.out.split(separator: "\n").compactMap { line -> Int? in
-                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["seq"] as? Int
-            }
+            let seqs = try heard.jsonLines().compactMap { $0["seq"] as? Int }
             #expect(seqs == Array(1...20), "\(heard)")
         }
     }

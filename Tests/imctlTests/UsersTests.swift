@@ -1,4 +1,5 @@
 import Foundation
+import IMTestSupport
 import Testing
 
 /// `imctl users` (on the store and through a server), `imctl login` / `logout`, and `serve`'s first-run hint.
@@ -193,7 +194,7 @@ import Testing
             #expect(viaEnv.status == 0, "\(viaEnv)")
             #expect(viaEnv.out == "alice: signed in\n")
             // Another server has no stored token.
-            let other = try await sb.imctl("send", "lobby", "hi", "--server", "ws://127.0.0.1:\(try freePort())")
+            let other = try await sb.imctl("send", "lobby", "hi", "--server", "ws://127.0.0.1:\(try freeLoopbackPort())")
             #expect(other.status == 77 || other.status == 69, "\(other)")
 
             // Logout revokes the token on the server and forgets it.
