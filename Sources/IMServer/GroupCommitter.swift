@@ -46,8 +46,9 @@ final class GroupCommitter: Sendable {
         var again = false
     }
     private let tail = Mutex(Tail())
-    /// Largest read of new messages from a shared store.
-    static let tailPage = 2000
+    /// Largest read of new messages from a shared store: 256 messages, at most 16 MiB at the 64 KiB
+    /// message limit, held until the hub has framed them.
+    static let tailPage = 256
     /// Frames are encoded by one commit's completion at a time; the lock only makes that visible.
     private let encoder = Mutex(FrameEncoder())
     private let hub: Hub
