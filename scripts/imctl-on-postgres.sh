@@ -39,6 +39,6 @@ done
 sed -e "s/127.0.0.1:7700/127.0.0.1:$((port + 100))/; s/127.0.0.1:7701/127.0.0.1:$((port + 101))/" \
     -e "s/listen 8080;/listen 127.0.0.1:$port;/; s/worker_processes auto;/worker_processes 1;/" "$HERE/../deploy/nginx.conf" > "$work/nginx.conf"
 sleep 1
-nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx.err" -g "daemon off; pid $work/nginx.pid;" &
+nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx.err" -g "daemon off; master_process off; pid $work/nginx.pid;" &
 pids+=($!)
 wait

@@ -80,7 +80,8 @@ import Testing
             try conf.write(toFile: confPath, atomically: true, encoding: .utf8)
             let proxy = try Child(executable: URL(fileURLWithPath: nginx),
                                   ["-c", confPath, "-p", sb.dir.path, "-e", sb.dir.appendingPathComponent("nginx.err").path,
-                                   "-g", "daemon off; pid \(sb.dir.path)/nginx.pid;"], env: sb.environment())
+                                   "-g", "daemon off; master_process off; pid \(sb.dir.path)/nginx.pid;"], env: sb.environment())
+            // One process (no master and workers): ending it ends nginx, nothing is left behind.
             defer { proxy.signal(SIGTERM) }
             let front = "ws://127.0.0.1:\(port)"
             // Up when it answers the health check through to a node.
