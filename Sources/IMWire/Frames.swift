@@ -294,23 +294,11 @@ public struct Ack: Sendable, Equatable, Codable {
 
 extension Ack {
     /// Reads an acknowledgement as `POST /v1/messages` answers it: the fields of `jsonLine()` (`id`,
-    /// `room`, `seq`, `ts`, `cid`, and `duplicate` when true). Nil for anything else.
+    /// `room`, `seq`, `ts`, `cid`, and `duplicate` when true), the `ack` frame without its `op`. Nil for
+    /// anything else.
     public init?(jsonObject bytes: some Collection<UInt8>) {
-        guard let members = FlatJSON.parse(contiguous: bytes) else { return nil }
-        var cid: String?, id: Int64?, room: String?, seq: Int64?, ts: String?, duplicate = false
-        for (key, value) in members {
-            switch (key, value) {
-            case ("cid", .string(let v)): cid = v
-            case ("id", .int(let v)): id = v
-            case ("room", .string(let v)): room = v
-            case ("seq", .int(let v)): seq = v
-            case ("ts", .string(let v)): ts = v
-            case ("duplicate", .bool(let v)): duplicate = v
-            default: continue
-            }
-        }
-        guard let cid, let id, let room, let seq, let ts else { return nil }
-        self.init(cid: cid, id: id, room: room, seq: seq, ts: ts, duplicate: duplicate)
+        guard let raw = ServerFrame.Raw(fast: bytes, op: "ack"), case .ack(let ack)? = try? ServerFrame.frame(raw) else { return nil }
+        self = ack
     }
 }
 
@@ -392,6 +380,11 @@ public enum ServerFrame: Sendable, Equatable {
         } catch {
             throw .badJSON("server sent a frame that is not valid: \(error)")
         }
+        return try frame(raw)
+    }
+
+    /// The frame a decoded object describes.
+    fileprivate static func frame(_ raw: Raw) throws(WireError) -> ServerFrame {
         func need<T>(_ v: T?, _ name: String) throws(WireError) -> T {
             guard let v else { throw .badFrame("server frame '\(raw.op)' lacks '\(name)'") }
             return v
@@ -417,7 +410,8 @@ public enum ServerFrame: Sendable, Equatable {
 
 extension ServerFrame.Raw {
     /// The fast path for the server's own flat frames (every `msg` and `ack`); nil falls back to the decoder.
-    init?(fast bytes: some Collection<UInt8>) {
+    /// `op` stands in when the object has none (the HTTP API's ack).
+    init?(fast bytes: some Collection<UInt8>, op given: String? = nil) {
         guard let members = FlatJSON.parse(contiguous: bytes) else { return nil }
         var op: String?
         for (key, value) in members {
@@ -445,7 +439,7 @@ extension ServerFrame.Raw {
             default: continue
             }
         }
-        guard let op else { return nil }
+        guard let op = op ?? given else { return nil }
         self.op = op
     }
 }

@@ -47,12 +47,12 @@ extension IMCtl {
                 let mode: MessageSplitter.Mode = lines ? .lines : (null ? .null : .whole)
                 let words = message
                 let start = ContinuousClock.now
+                let body = words.joined(separator: " ")
                 if !words.isEmpty {
                     // One message from arguments: one HTTP request first (most of a shell loop's time otherwise
                     // goes to setting up a WebSocket); whatever it did not get done goes the full way below,
                     // with the same client id.
                     let limit = min(timeout?.duration ?? configuration.signInTimeout, configuration.signInTimeout)
-                    let body = words.joined(separator: " ")
                     switch OneShotPost.send(configuration, target: target, body: body, clientID: sender.clientID(ofMessage: 1),
                                             deadline: start + limit) {
                     case .acked(let ack):
@@ -66,7 +66,7 @@ extension IMCtl {
                     if words.isEmpty {
                         _ = try await sender.run(source: StdinSource(mode: mode), onAck: onAck)
                     } else {
-                        _ = try await sender.run(source: ListSource([words.joined(separator: " ")]), onAck: onAck)
+                        _ = try await sender.run(source: ListSource([body]), onAck: onAck)
                     }
                 }
             }
